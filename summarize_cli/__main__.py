@@ -1,0 +1,3 @@
+from summarize_cli.cli import main
+
+main()

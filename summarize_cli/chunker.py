@@ -1,0 +1,57 @@
+"""Chunker: split a document's tokens into pieces that fit the model, at sentence boundaries when possible."""
+
+from __future__ import annotations
+
+import bisect
+import math
+import re
+
+from summarize_cli.tokenizer import Encoded
+
+# A sentence ends after . ! ? ; … (followed by space) or after Chinese/Japanese full-width punctuation,
+# with closing quotes and brackets kept on the sentence they close; line breaks end sentences too.
+_SENTENCE_END = re.compile(
+    r"""(?:[.!?;…]+["'”’)\]]*(?=\s)|[。！？；…]+[”’」』）】]*|\n\s*)"""
+)
+
+
+def sentence_starts(text: str) -> list[int]:
+    """Character positions where a new sentence begins (0 excluded)."""
+    starts: set[int] = set()
+    for match in _SENTENCE_END.finditer(text):
+        end = match.end()
+        while end < len(text) and text[end].isspace():
+            end += 1
+        if 0 < end < len(text):
+            starts.add(end)
+    return sorted(starts)
+
+
+def split_tokens(encoded: Encoded, text: str, budget: int) -> list[tuple[int, int]]:
+    """Token ranges [start, end) of at most `budget` tokens, cut at sentence starts where one fits.
+
+    Chunks are balanced: a document of 1.2 budgets gives two chunks of about 0.6, not 1.0 and 0.2.
+    A sentence longer than the budget is cut at a token boundary.
+    """
+    if budget < 1:
+        raise ValueError("budget must be at least 1 token")
+    total = len(encoded.ids)
+    if total <= budget:
+        return [(0, total)]
+    token_starts = [s for s, _ in encoded.offsets]
+    boundaries = sorted({bisect.bisect_left(token_starts, c) for c in sentence_starts(text)} - {0, total})
+    ranges = []
+    start = 0
+    while total - start > budget:
+        remaining_chunks = math.ceil((total - start) / budget)
+        target = start + math.ceil((total - start) / remaining_chunks)
+        limit = start + budget
+        lo = bisect.bisect_right(boundaries, start)
+        hi = bisect.bisect_right(boundaries, limit)
+        candidates = boundaries[lo:hi]
+        above = [b for b in candidates if b >= target]
+        end = above[0] if above else (candidates[-1] if candidates else limit)
+        ranges.append((start, end))
+        start = end
+    ranges.append((start, total))
+    return ranges

@@ -1,0 +1,268 @@
+"""The `summarize` command: parse options, wire sources -> pipeline -> sinks, report on stderr."""
+
+from __future__ import annotations
+
+import functools
+import os
+import signal
+import sys
+from enum import Enum
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+
+from summarize_cli import __version__
+from summarize_cli.cli_run import Terminated
+from summarize_cli.errors import SummarizeError
+
+stderr = Console(stderr=True, highlight=False, soft_wrap=True)
+
+app = typer.Typer(
+    add_completion=False,
+    no_args_is_help=False,
+    context_settings={"help_option_names": ["-h", "--help"]},
+    rich_markup_mode="rich",
+)
+
+
+class Format(str, Enum):
+    text = "text"
+    json = "json"
+    jsonl = "jsonl"
+    markdown = "markdown"
+
+
+class StdinFormat(str, Enum):
+    text = "text"
+    jsonl = "jsonl"
+
+
+class LongMode(str, Enum):
+    chunk = "chunk"
+    truncate = "truncate"
+
+
+class Dtype(str, Enum):
+    auto = "auto"
+    float32 = "float32"
+    bfloat16 = "bfloat16"
+    float16 = "float16"
+
+
+class BackendName(str, Enum):
+    auto = "auto"
+    torch = "torch"
+    ctranslate2 = "ctranslate2"
+
+
+def handle_errors(command):
+    """The one place that turns known failures into `Error: ...` on stderr and an exit code."""
+
+    @functools.wraps(command)
+    def wrapper(*args, **kwargs):
+        debug = os.environ.get("SUMMARIZE_DEBUG", "") not in ("", "0")
+        try:
+            return command(*args, **kwargs)
+        except (typer.Exit, typer.Abort, typer.BadParameter):
+            raise
+        except SummarizeError as exc:
+            if debug:
+                raise
+            stderr.print(f"Error: {exc}", markup=False)
+            raise typer.Exit(exc.exit_code) from None
+        except KeyboardInterrupt:
+            stderr.print("Interrupted.", markup=False)
+            raise typer.Exit(130) from None
+        except Terminated:
+            stderr.print("Terminated.", markup=False)
+            raise typer.Exit(143) from None
+        except Exception as exc:  # noqa: BLE001 - the last line of defence keeps tracebacks off the terminal
+            if debug:
+                raise
+            stderr.print(
+                f"Error: unexpected {type(exc).__name__}: {exc} (run with SUMMARIZE_DEBUG=1 for the traceback)",
+                markup=False,
+            )
+            raise typer.Exit(1) from None
+
+    return wrapper
+
+
+def _version(value: bool) -> None:
+    if value:
+        typer.echo(f"summarize-cli {__version__}")
+        raise typer.Exit()
+
+
+def _stdin_is_terminal() -> bool:
+    try:
+        return sys.stdin is None or sys.stdin.isatty()
+    except (AttributeError, ValueError):
+        return True
+
+
+GEN = "Generation (each overrides the model's own default)"
+IO = "Inputs and outputs"
+MODEL = "Model and device"
+
+
+@app.command()
+@handle_errors
+def summarize(
+    inputs: Annotated[
+        list[str] | None,
+        typer.Argument(help="Files, folders (walked recursively) or - for stdin. Default: stdin.", show_default=False),
+    ] = None,
+    model: Annotated[
+        str, typer.Option("-m", "--model", envvar="SUMMARIZE_MODEL", help="Hugging Face id or local model folder.",
+                          rich_help_panel=MODEL)
+    ] = "t5-small",
+    backend: Annotated[BackendName, typer.Option(help="Inference backend.", rich_help_panel=MODEL)] = BackendName.auto,
+    device: Annotated[
+        str, typer.Option(help="auto, cpu, cuda, cuda:N or mps (auto: CUDA, then MPS, then CPU).",
+                          rich_help_panel=MODEL)
+    ] = "auto",
+    dtype: Annotated[
+        Dtype, typer.Option(help="Torch weights precision (auto: bfloat16 on capable CUDA, else float32).",
+                            rich_help_panel=MODEL)
+    ] = Dtype.auto,
+    threads: Annotated[
+        int | None, typer.Option(min=1, help="CPU threads (default: physical cores).", rich_help_panel=MODEL)
+    ] = None,
+    offline: Annotated[
+        bool, typer.Option("--offline", help="Never touch the network (same as HF_HUB_OFFLINE=1).",
+                           rich_help_panel=MODEL)
+    ] = False,
+    batch_size: Annotated[
+        int | None, typer.Option(min=1, help="Documents per batch (default: 8 on CPU, 32 on CUDA).",
+                                 rich_help_panel=MODEL)
+    ] = None,
+    long: Annotated[
+        LongMode, typer.Option(help="Documents over the input limit: map-reduce chunks, or truncate.",
+                               rich_help_panel=MODEL)
+    ] = LongMode.chunk,
+    num_beams: Annotated[int | None, typer.Option(help="Beam search width.", rich_help_panel=GEN)] = None,
+    do_sample: Annotated[
+        bool | None, typer.Option("--do-sample/--no-sample", help="Sample instead of searching.",
+                                  rich_help_panel=GEN)
+    ] = None,
+    temperature: Annotated[float | None, typer.Option(help="Sampling temperature (> 0).", rich_help_panel=GEN)] = None,
+    top_p: Annotated[float | None, typer.Option(help="Nucleus sampling mass, in (0, 1].", rich_help_panel=GEN)] = None,
+    top_k: Annotated[int | None, typer.Option(help="Sample from the k likeliest tokens.", rich_help_panel=GEN)] = None,
+    min_length: Annotated[int | None, typer.Option(help="Shortest summary, in tokens.", rich_help_panel=GEN)] = None,
+    max_length: Annotated[int | None, typer.Option(help="Longest summary, in tokens.", rich_help_panel=GEN)] = None,
+    length_penalty: Annotated[
+        float | None, typer.Option(help="> 1 favours longer beams, < 1 shorter.", rich_help_panel=GEN)
+    ] = None,
+    no_repeat_ngram_size: Annotated[
+        int | None, typer.Option(help="Never repeat an n-gram of this size (0: off).", rich_help_panel=GEN)
+    ] = None,
+    seed: Annotated[int | None, typer.Option(help="Random seed: same seed, same output.", rich_help_panel=GEN)] = None,
+    prefix: Annotated[
+        str | None, typer.Option(help="Text put before each input (t5: 'summarize: ').", rich_help_panel=GEN)
+    ] = None,
+    include: Annotated[
+        list[str] | None, typer.Option(help="Glob of files to take from folders (repeatable; default *.txt, *.md).",
+                                       rich_help_panel=IO)
+    ] = None,
+    exclude: Annotated[
+        list[str] | None, typer.Option(help="Glob of files or folders to leave out (repeatable).", rich_help_panel=IO)
+    ] = None,
+    stdin_format: Annotated[
+        StdinFormat, typer.Option(help="text: stdin is one document; jsonl: one {\"text\", \"id\"} per line.",
+                                  rich_help_panel=IO)
+    ] = StdinFormat.text,
+    max_input_bytes: Annotated[
+        int, typer.Option(min=1, help="Refuse inputs larger than this.", rich_help_panel=IO)
+    ] = 20_000_000,
+    fmt: Annotated[Format, typer.Option("-f", "--format", help="Output format.", rich_help_panel=IO)] = Format.text,
+    output_dir: Annotated[
+        Path | None, typer.Option("-o", "--output-dir", help="Write one file per input here, mirroring the inputs.",
+                                  file_okay=False, rich_help_panel=IO)
+    ] = None,
+    quiet: Annotated[bool, typer.Option("-q", "--quiet", help="No progress display.", rich_help_panel=IO)] = False,
+    verbose: Annotated[
+        bool, typer.Option("-v", "--verbose", help="Report model, device and settings on stderr.", rich_help_panel=IO)
+    ] = False,
+    version: Annotated[
+        bool | None, typer.Option("--version", callback=_version, is_eager=True, help="Show the version and exit.")
+    ] = None,
+) -> None:
+    """Summarise articles from files, folders or stdin with a T5 (or any seq2seq) model.
+
+    Summaries go to stdout (or to files with -o); progress, warnings and errors go to stderr.
+    """
+    from summarize_cli.settings import validate_overrides
+    from summarize_cli.sources import DEFAULT_INCLUDE, STDIN, discover
+
+    overrides = {
+        "num_beams": num_beams, "do_sample": do_sample, "temperature": temperature, "top_p": top_p,
+        "top_k": top_k, "min_length": min_length, "max_length": max_length, "length_penalty": length_penalty,
+        "no_repeat_ngram_size": no_repeat_ngram_size, "seed": seed, "prefix": prefix,
+    }
+    validate_overrides(overrides)
+    if not inputs:
+        if _stdin_is_terminal():
+            stderr.print(
+                "Usage: summarize [OPTIONS] [INPUTS]...\n"
+                "Give files or folders to summarise, or pipe text in: cat article.txt | summarize\n"
+                "Try 'summarize --help' for help.",
+                markup=False,
+            )
+            raise typer.Exit(2)
+        inputs = [STDIN]
+    if inputs.count(STDIN) > 1:
+        raise typer.BadParameter("stdin (-) can be given only once", param_hint="INPUTS")
+
+    items = list(discover(inputs, include or DEFAULT_INCLUDE, exclude or ()))
+    if output_dir is not None:
+        _check_outputs(items, output_dir, fmt.value)
+
+    from summarize_cli.cli_run import Run
+
+    Run(
+        items=items,
+        stdin_format=stdin_format.value,
+        max_input_bytes=max_input_bytes,
+        fmt=fmt.value,
+        output_dir=output_dir,
+        show_progress=not quiet and stderr.is_terminal,
+        verbose=verbose,
+        console=stderr,
+    ).execute(
+        model=model, backend=backend.value, device=device, dtype=dtype.value, offline=offline, threads=threads,
+        batch_size=batch_size, long_mode=long.value, overrides=overrides,
+    )
+
+
+def _check_outputs(items, output_dir: Path, fmt: str) -> None:
+    """Refuse, before any model work, outputs that would overwrite an input or each other."""
+    from summarize_cli.documents import Problem
+    from summarize_cli.sinks import output_path
+
+    inputs = {item.path.resolve() for item in items if not isinstance(item, Problem) and item.path is not None}
+    claimed: dict[Path, str] = {}
+    for item in items:
+        if isinstance(item, Problem):
+            continue
+        target = output_path(output_dir, item.relpath, fmt).resolve()
+        if target in inputs:
+            raise typer.BadParameter(f"the summary of {item.display} would overwrite input {target}",
+                                     param_hint="--output-dir")
+        if target in claimed:
+            raise typer.BadParameter(
+                f"{claimed[target]} and {item.display} would both be written to {target}", param_hint="--output-dir"
+            )
+        claimed[target] = item.display
+
+
+def _on_sigterm(signum, frame):
+    raise Terminated()
+
+
+def main() -> None:
+    """Console-script entry point: SIGTERM stops a run the way Ctrl-C does."""
+    signal.signal(signal.SIGTERM, _on_sigterm)
+    app(prog_name="summarize")

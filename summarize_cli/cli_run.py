@@ -1,0 +1,192 @@
+"""The CLI's run loop: load the engine under a spinner, stream results to a sink, report on stderr."""
+
+from __future__ import annotations
+
+import os
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import typer
+from rich.console import Console
+from rich.progress import (
+    BarColumn,
+    ProgressColumn,
+    MofNCompleteColumn,
+    Progress,
+    SpinnerColumn,
+    TextColumn,
+    TimeElapsedColumn,
+    TimeRemainingColumn,
+)
+
+from summarize_cli.documents import Problem, Result
+from summarize_cli.sources import InputFile
+
+EXIT_OK, EXIT_FAILED, EXIT_SIGPIPE, EXIT_SIGINT, EXIT_SIGTERM = 0, 1, 141, 130, 143
+
+
+class Terminated(Exception):
+    """SIGTERM arrived: stop like Ctrl-C, with exit status 143."""
+
+
+@dataclass
+class Run:
+    """One invocation's inputs and output choices; execute() does the work and exits with the status."""
+
+    items: list
+    stdin_format: str
+    max_input_bytes: int
+    fmt: str
+    output_dir: Path | None
+    show_progress: bool
+    verbose: bool
+    console: Console
+    done: int = 0
+    failures: list[Problem] = field(default_factory=list)
+    skips: list[Problem] = field(default_factory=list)
+
+    @property
+    def total(self) -> int | None:
+        """Documents expected, or None when stdin jsonl makes it unknown."""
+        if self.stdin_format == "jsonl" and any(isinstance(i, InputFile) and i.path is None for i in self.items):
+            return None
+        return sum(isinstance(i, InputFile) for i in self.items)
+
+    def execute(self, *, model, backend, device, dtype, offline, threads, batch_size, long_mode, overrides) -> None:
+        from summarize_cli.engine import load_engine
+        from summarize_cli.pipeline import Summarizer
+        from summarize_cli.settings import resolve
+
+        with self.console.status(f"Loading {model} ...", spinner="dots") if self.show_progress else _nothing():
+            engine = load_engine(model, backend, device, dtype, offline, threads)
+        settings = resolve(engine.source.path, overrides)
+        run_info = {**engine.info(), "settings": settings.as_dict()}
+        for note in getattr(engine.backend, "notes", []):
+            self.console.print(f"Warning: {note}", markup=False)
+        if self.verbose:
+            self._describe(engine, settings, batch_size or engine.default_batch_size)
+        summarizer = Summarizer(
+            engine.backend, engine.tokenizer, settings, batch_size or engine.default_batch_size, long_mode
+        )
+        self._stream(summarizer, run_info)
+
+    def _stream(self, summarizer, run_info: dict) -> None:
+        from summarize_cli.sinks import DirectorySink, StdoutSink
+        from summarize_cli.sources import read_documents
+
+        if self.output_dir is not None:
+            sink = DirectorySink(self.output_dir, self.fmt, run_info)
+        else:
+            total = self.total
+            several = None if total is None else total > 1
+            sink = StdoutSink(sys.stdout, self.fmt, run_info, several=several)
+        stdin = sys.stdin.buffer if sys.stdin is not None and hasattr(sys.stdin, "buffer") else None
+        documents = read_documents(self.items, stdin, self.stdin_format, self.max_input_bytes)
+        progress = Progress(
+            SpinnerColumn(),
+            TextColumn("[progress.description]{task.description}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            _RateColumn(),
+            TimeElapsedColumn(),
+            TextColumn("ETA"),
+            TimeRemainingColumn(),
+            console=self.console,
+            disable=not self.show_progress,
+            transient=True,
+        )
+        try:
+            with progress:
+                task = progress.add_task("Summarising", total=self.total)
+                for out in summarizer.summarize(documents):
+                    if isinstance(out, Problem):
+                        self._problem(out)
+                    else:
+                        sink.write(out)
+                        self.done += 1
+                        for warning in out.warnings:
+                            self.console.print(f"Warning: {warning}", markup=False)
+                    progress.advance(task)
+        except BrokenPipeError:
+            _silence_stdout()
+            raise typer.Exit(EXIT_SIGPIPE) from None
+        except KeyboardInterrupt:
+            self._stopped("Interrupted")
+            raise typer.Exit(EXIT_SIGINT) from None
+        except Terminated:
+            self._stopped("Terminated")
+            raise typer.Exit(EXIT_SIGTERM) from None
+        finally:
+            _close_quietly(sink)
+        self._report()
+
+    def _problem(self, problem: Problem) -> None:
+        (self.skips if problem.skipped else self.failures).append(problem)
+        word = "Skipped" if problem.skipped else "Failed"
+        self.console.print(f"{word} {problem.source}: {problem.reason}", markup=False)
+
+    def _stopped(self, how: str) -> None:
+        total = self.total
+        left = "" if total is None else f", {max(total - self.done - len(self.failures) - len(self.skips), 0)} left"
+        self.console.print(f"{how}: {self.done} summarised{left}.", markup=False)
+
+    def _report(self) -> None:
+        if self.output_dir is not None:
+            self.console.print(f"Wrote {self.done} summaries to {self.output_dir}.", markup=False)
+        if self.skips and (self.failures or self.done):
+            self.console.print(f"{len(self.skips)} input(s) skipped.", markup=False)
+        if self.failures:
+            self.console.print(f"{len(self.failures)} input(s) failed:", markup=False)
+            for problem in self.failures:
+                self.console.print(f"  {problem.source}: {problem.reason}", markup=False)
+            raise typer.Exit(EXIT_FAILED)
+        if self.done == 0:
+            self.console.print("Nothing was summarised.", markup=False)
+            raise typer.Exit(EXIT_FAILED)
+
+    def _describe(self, engine, settings, batch_size: int) -> None:
+        info = engine.info()
+        self.console.print(
+            f"model {info['model']} ({engine.source.path}), backend {info['backend']}, device {info['device']}, "
+            f"precision {info['precision']}, batch size {batch_size}, input limit "
+            f"{engine.tokenizer.model_max_length} tokens",
+            markup=False,
+        )
+        self.console.print(
+            "settings " + ", ".join(f"{k}={v!r}" for k, v in settings.as_dict().items()), markup=False
+        )
+
+
+class _RateColumn(ProgressColumn):
+    """Documents per second."""
+
+    def render(self, task):
+        from rich.text import Text
+
+        speed = task.finished_speed or task.speed
+        return Text("" if speed is None else f"{speed:.2f} docs/s", style="progress.data.speed")
+
+
+class _nothing:
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        return False
+
+
+def _close_quietly(sink) -> None:
+    try:
+        sink.close()
+    except (BrokenPipeError, OSError):
+        pass
+
+
+def _silence_stdout() -> None:
+    """After EPIPE, point stdout at /dev/null so the interpreter's final flush stays quiet."""
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+    except (OSError, ValueError, AttributeError):
+        pass

@@ -1,0 +1,43 @@
+"""The values that flow through the pipeline: documents in, results and problems out."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+
+@dataclass
+class Document:
+    """One text to summarise. `source` names it in output; `relpath` places it under --output-dir."""
+
+    source: str
+    text: str
+    relpath: Path | None = None
+    path: Path | None = None
+
+
+@dataclass
+class Problem:
+    """An input that was skipped (`skipped=True`) or failed, with a one-line reason."""
+
+    source: str
+    reason: str
+    skipped: bool = False
+
+
+@dataclass
+class Result:
+    """The summary of one document and how it was made."""
+
+    document: Document
+    summary: str
+    input_tokens: int
+    chunks: int
+    seconds: float
+    truncated: bool = False
+    warnings: list[str] = field(default_factory=list)
+    unknown_share: float = 0.0
+
+    @property
+    def source(self) -> str:
+        return self.document.source

@@ -1,0 +1,25 @@
+"""Domain errors: raised by the library, turned into `Error: ...` lines by the CLI."""
+
+
+class SummarizeError(Exception):
+    """A known failure with a message fit for the user."""
+
+    exit_code = 1
+
+
+class ModelLoadError(SummarizeError):
+    """The model or its tokenizer cannot be found, fetched or loaded."""
+
+
+class SettingsError(SummarizeError):
+    """Generation settings that cannot work together."""
+
+    exit_code = 2
+
+
+class InputError(SummarizeError):
+    """One input cannot be read or decoded; the run goes on without it."""
+
+
+class OutputError(SummarizeError):
+    """An output file or folder cannot be written."""

@@ -1,0 +1,121 @@
+"""Find a model on disk: a local folder, or a Hugging Face id through the Hugging Face cache."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+from summarize_cli.errors import ModelLoadError
+
+HUB_FILES = ["*.json", "*.model", "*.txt", "*.safetensors", "*.tiktoken"]
+T5_FAMILY = {"t5", "mt5", "umt5", "longt5", "switch_transformers"}
+
+
+@dataclass(frozen=True)
+class ModelSource:
+    """A model folder on disk; `revision` changes whenever its files do."""
+
+    name: str
+    path: Path
+    revision: str
+
+    @property
+    def config(self) -> dict:
+        return read_config(self.path)
+
+    @property
+    def model_type(self) -> str:
+        return str(self.config.get("model_type", ""))
+
+
+def read_config(folder: Path) -> dict:
+    try:
+        return json.loads((folder / "config.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}
+
+
+def offline_mode(flag: bool = False) -> bool:
+    return flag or os.environ.get("HF_HUB_OFFLINE", "").strip().lower() in {"1", "true", "yes", "on"}
+
+
+def _how_to_get(name: str) -> str:
+    return (
+        f"download it once on a connected machine (`hf download {name}`, or any run of summarize there) "
+        f"and copy the Hugging Face cache (~/.cache/huggingface) here, or pass a local model folder with -m PATH"
+    )
+
+
+def resolve_model(name: str, offline: bool = False) -> ModelSource:
+    """Return the folder holding `name`, downloading it into the cache unless offline."""
+    folder = Path(name).expanduser()
+    if folder.is_dir():
+        if not (folder / "config.json").is_file():
+            raise ModelLoadError(f"model folder '{name}' holds no config.json: it is not a Hugging Face model folder")
+        return ModelSource(name, folder.resolve(), fingerprint(folder))
+    if name.startswith((".", "/", "~")) or name.endswith("/") or os.sep in name.strip("/").replace("/", "", 1):
+        raise ModelLoadError(f"model folder '{name}' does not exist")
+    return _from_hub(name, offline_mode(offline))
+
+
+def _from_hub(name: str, offline: bool) -> ModelSource:
+    from huggingface_hub import snapshot_download
+    from huggingface_hub.errors import (
+        GatedRepoError,
+        HFValidationError,
+        LocalEntryNotFoundError,
+        RepositoryNotFoundError,
+    )
+
+    try:
+        path = Path(snapshot_download(name, allow_patterns=HUB_FILES, local_files_only=True))
+        if not _has_weights(path) and not offline:
+            raise LocalEntryNotFoundError("weights missing from the cached snapshot")
+    except LocalEntryNotFoundError:
+        if offline:
+            raise ModelLoadError(
+                f"model '{name}' is not in the Hugging Face cache and offline mode is on: {_how_to_get(name)}"
+            ) from None
+        try:
+            path = Path(snapshot_download(name, allow_patterns=HUB_FILES))
+            if not _has_weights(path):
+                path = Path(snapshot_download(name, allow_patterns=HUB_FILES + ["pytorch_model.bin"]))
+        except GatedRepoError:
+            raise ModelLoadError(
+                f"model '{name}' is gated on the Hugging Face Hub: accept its terms there and run `hf auth login`"
+            ) from None
+        except RepositoryNotFoundError:
+            raise ModelLoadError(
+                f"model '{name}' is neither a local folder nor a model on the Hugging Face Hub"
+            ) from None
+        except LocalEntryNotFoundError:
+            raise ModelLoadError(
+                f"model '{name}' is not in the Hugging Face cache and the Hub cannot be reached: {_how_to_get(name)}"
+            ) from None
+        except (OSError, ValueError) as exc:
+            raise ModelLoadError(f"cannot download model '{name}': {exc}. {_how_to_get(name)}") from None
+    except HFValidationError:
+        raise ModelLoadError(f"model '{name}' is neither a local folder nor a valid Hugging Face id") from None
+    if not _has_weights(path):
+        raise ModelLoadError(f"model '{name}' has no PyTorch or safetensors weights in {path}")
+    return ModelSource(name, path, path.name)
+
+
+def _has_weights(folder: Path) -> bool:
+    return any(folder.glob("*.safetensors")) or (folder / "pytorch_model.bin").exists()
+
+
+def fingerprint(folder: Path) -> str:
+    """A cheap content key for a local folder: its config plus each file's name, size and mtime."""
+    digest = hashlib.sha256()
+    digest.update(str(folder.resolve()).encode())
+    for path in sorted(folder.iterdir()):
+        if path.is_file():
+            info = path.stat()
+            digest.update(f"{path.name}\0{info.st_size}\0{info.st_mtime_ns}\n".encode())
+    config = folder / "config.json"
+    digest.update(config.read_bytes())
+    return digest.hexdigest()[:16]

@@ -1,0 +1,166 @@
+"""The core: documents in, results out, in input order; long documents are map-reduced."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+
+from summarize_cli.backends import Backend
+from summarize_cli.batcher import length_batches
+from summarize_cli.chunker import split_tokens
+from summarize_cli.documents import Document, Problem, Result
+from summarize_cli.settings import GenerationSettings
+from summarize_cli.tokenizer import TextTokenizer
+
+LONG_MODES = ("chunk", "truncate")
+
+
+@dataclass
+class _Work:
+    """One document on its way through the map-reduce rounds."""
+
+    document: Document
+    input_tokens: int
+    pieces: list[list[int]]
+    chunks: int
+    outputs: list[list[int] | None] = field(default_factory=list)
+    seconds: float = 0.0
+    truncated: bool = False
+    warnings: list[str] = field(default_factory=list)
+    summary: str | None = None
+    unknown_share: float = 0.0
+
+    def start_round(self, pieces: list[list[int]]) -> None:
+        self.pieces = pieces
+        self.outputs = [None] * len(pieces)
+
+
+class Summarizer:
+    """Runs documents through the backend in length-sorted batches and yields results in input order."""
+
+    def __init__(
+        self,
+        backend: Backend,
+        tokenizer: TextTokenizer,
+        settings: GenerationSettings,
+        batch_size: int = 8,
+        long_mode: str = "chunk",
+        window: int | None = None,
+    ):
+        if long_mode not in LONG_MODES:
+            raise ValueError(f"long_mode must be one of {LONG_MODES}")
+        self.backend = backend
+        self.tokenizer = tokenizer
+        self.settings = settings
+        self.batch_size = max(1, batch_size)
+        self.long_mode = long_mode
+        self.window = window or max(4 * self.batch_size, 16)
+        self.prefix_ids = tokenizer.encode(settings.prefix).ids if settings.prefix else []
+        self.budget = tokenizer.model_max_length - tokenizer.special_count - len(self.prefix_ids)
+        if self.budget < 16:
+            raise ValueError(f"the prefix leaves only {self.budget} tokens of the model's input limit")
+
+    def summarize(self, items: Iterable[Document | Problem]) -> Iterator[Result | Problem]:
+        """Yield a Result or Problem for every item, in order, as soon as it and all before it are done."""
+        window: list[Document | Problem] = []
+        documents = 0
+        for item in items:
+            window.append(item)
+            documents += isinstance(item, Document)
+            if documents >= self.window:
+                yield from self._run_window(window)
+                window, documents = [], 0
+        if window:
+            yield from self._run_window(window)
+
+    def _run_window(self, window: list[Document | Problem]) -> Iterator[Result | Problem]:
+        slots: list[_Work | Problem] = [self._prepare(i) if isinstance(i, Document) else i for i in window]
+        emitted = 0
+
+        def ready() -> Iterator[Result | Problem]:
+            nonlocal emitted
+            while emitted < len(slots):
+                slot = slots[emitted]
+                if isinstance(slot, _Work):
+                    if slot.summary is None:
+                        return
+                    yield self._result(slot)
+                else:
+                    yield slot
+                slots[emitted] = None  # type: ignore[call-overload]  # let the text go
+                emitted += 1
+
+        yield from ready()
+        while True:
+            tasks = [
+                (work, k)
+                for work in slots
+                if isinstance(work, _Work) and work.summary is None
+                for k in range(len(work.pieces))
+            ]
+            if not tasks:
+                break
+            for batch in length_batches(tasks, self.batch_size, lambda t: len(t[0].pieces[t[1]])):
+                started = time.perf_counter()
+                inputs = [self.tokenizer.wrap(self.prefix_ids, work.pieces[k]) for work, k in batch]
+                outputs = self.backend.generate(inputs, self.settings)
+                share = (time.perf_counter() - started) / len(batch)
+                for (work, k), output in zip(batch, outputs):
+                    work.outputs[k] = output
+                    work.seconds += share
+                for work in {id(w): w for w, _ in batch}.values():
+                    if all(o is not None for o in work.outputs):
+                        self._advance(work)
+                yield from ready()
+
+    def _prepare(self, document: Document) -> _Work:
+        encoded = self.tokenizer.encode(document.text)
+        work = _Work(document, len(encoded.ids), [], 1, unknown_share=self.tokenizer.unknown_share(encoded.ids))
+        if len(encoded.ids) <= self.budget:
+            work.start_round([encoded.ids])
+        elif self.long_mode == "truncate":
+            work.truncated = True
+            work.warnings.append(
+                f"{document.source}: truncated from {len(encoded.ids)} to {self.budget} tokens (--long truncate)"
+            )
+            work.start_round([encoded.ids[: self.budget]])
+        else:
+            ranges = split_tokens(encoded, document.text, self.budget)
+            work.chunks = len(ranges)
+            work.start_round([encoded.ids[a:b] for a, b in ranges])
+        return work
+
+    def _advance(self, work: _Work) -> None:
+        """After a round: a single piece is the summary; several are joined and summarised again."""
+        texts = [self.tokenizer.decode(o or []) for o in work.outputs]
+        if len(texts) == 1:
+            work.summary = texts[0]
+            return
+        joined = " ".join(t for t in texts if t)
+        encoded = self.tokenizer.encode(joined)
+        if len(encoded.ids) <= self.budget:
+            work.start_round([encoded.ids])
+            return
+        ranges = split_tokens(encoded, joined, self.budget)
+        if len(ranges) >= len(work.pieces):  # the summaries are not getting shorter: stop reducing
+            work.truncated = True
+            work.warnings.append(
+                f"{work.document.source}: chunk summaries did not shrink below the input limit; "
+                f"the final pass was truncated to {self.budget} tokens (lower --max-length)"
+            )
+            work.start_round([encoded.ids[: self.budget]])
+            return
+        work.start_round([encoded.ids[a:b] for a, b in ranges])
+
+    def _result(self, work: _Work) -> Result:
+        return Result(
+            document=work.document,
+            summary=work.summary or "",
+            input_tokens=work.input_tokens,
+            chunks=work.chunks,
+            seconds=round(work.seconds, 4),
+            truncated=work.truncated,
+            warnings=work.warnings,
+            unknown_share=round(work.unknown_share, 4),
+        )

@@ -1,0 +1,95 @@
+"""Generation settings: the model's own summarisation defaults, overridden by the user's options."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, fields, replace
+from pathlib import Path
+
+from summarize_cli.errors import SettingsError
+
+FALLBACK = {  # for models that carry no summarisation parameters of their own
+    "prefix": "",
+    "num_beams": 4,
+    "min_length": 10,
+    "max_length": 128,
+    "length_penalty": 1.0,
+    "no_repeat_ngram_size": 3,
+    "early_stopping": True,
+}
+
+
+@dataclass(frozen=True)
+class GenerationSettings:
+    """Everything that decides the summary; lengths count summary tokens."""
+
+    prefix: str = ""
+    num_beams: int = 4
+    do_sample: bool = False
+    temperature: float = 1.0
+    top_p: float = 1.0
+    top_k: int = 50
+    min_length: int = 10
+    max_length: int = 128
+    length_penalty: float = 1.0
+    no_repeat_ngram_size: int = 3
+    early_stopping: bool = True
+    seed: int | None = None
+
+    def as_dict(self) -> dict:
+        return asdict(self)
+
+
+def validate_overrides(overrides: dict) -> None:
+    """Check the user's options on their own, before any model is loaded."""
+    checks = {
+        "num_beams": (lambda v: v >= 1, "--num-beams must be at least 1"),
+        "temperature": (lambda v: v > 0, "--temperature must be greater than 0"),
+        "top_p": (lambda v: 0 < v <= 1, "--top-p must be in (0, 1]"),
+        "top_k": (lambda v: v >= 0, "--top-k must be 0 (off) or more"),
+        "min_length": (lambda v: v >= 0, "--min-length must be 0 or more"),
+        "max_length": (lambda v: v >= 1, "--max-length must be at least 1"),
+        "no_repeat_ngram_size": (lambda v: v >= 0, "--no-repeat-ngram-size must be 0 (off) or more"),
+    }
+    for name, (ok, message) in checks.items():
+        value = overrides.get(name)
+        if value is not None and not ok(value):
+            raise SettingsError(f"{message} (got {value})")
+    low, high = overrides.get("min_length"), overrides.get("max_length")
+    if low is not None and high is not None and low > high:
+        raise SettingsError(f"--min-length ({low}) is greater than --max-length ({high})")
+
+
+def model_defaults(model_dir: Path) -> dict:
+    """The model's summarisation parameters: generation_config.json, then task_specific_params."""
+    defaults = dict(FALLBACK)
+    config = _read_json(model_dir / "config.json")
+    generation = _read_json(model_dir / "generation_config.json")
+    task = (config.get("task_specific_params") or {}).get("summarization") or {}
+    for source in (generation, task):
+        for key in FALLBACK:
+            if source.get(key) is not None:
+                defaults[key] = source[key]
+    return defaults
+
+
+def resolve(model_dir: Path, overrides: dict) -> GenerationSettings:
+    """Model defaults with every non-None override applied on top, checked as a whole."""
+    known = {f.name for f in fields(GenerationSettings)}
+    merged = {k: v for k, v in model_defaults(model_dir).items() if k in known}
+    merged.update({k: v for k, v in overrides.items() if v is not None and k in known})
+    settings = GenerationSettings(**merged)
+    if settings.min_length > settings.max_length:
+        if "min_length" in overrides and overrides["min_length"] is not None:
+            raise SettingsError(
+                f"--min-length ({settings.min_length}) is greater than the max length ({settings.max_length})"
+            )
+        settings = replace(settings, min_length=settings.max_length)  # a shorter --max-length wins
+    return settings
+
+
+def _read_json(path: Path) -> dict:
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}

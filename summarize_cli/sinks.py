@@ -1,0 +1,144 @@
+"""Sinks: print results to stdout in a format, or write one file per input under an output folder."""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from pathlib import Path
+from typing import TextIO
+
+from summarize_cli.documents import Result
+from summarize_cli.errors import OutputError
+
+FORMATS = ("text", "json", "jsonl", "markdown")
+EXTENSIONS = {"text": ".summary.txt", "json": ".summary.json", "jsonl": ".summary.jsonl", "markdown": ".summary.md"}
+
+
+def record(result: Result, run_info: dict) -> dict:
+    """The machine-readable form of one result."""
+    return {
+        "source": result.source,
+        "summary": result.summary,
+        **run_info,
+        "input_tokens": result.input_tokens,
+        "chunks": result.chunks,
+        "truncated": result.truncated,
+        "unknown_token_share": result.unknown_share,
+        "seconds": result.seconds,
+    }
+
+
+class StdoutSink:
+    """Writes each result to a stream as it arrives; text headers appear only when there are several."""
+
+    def __init__(self, stream: TextIO, fmt: str, run_info: dict, several: bool | None = None):
+        self.stream = stream
+        self.fmt = fmt
+        self.run_info = run_info
+        self.several = several  # None: not known yet, decided when a second result arrives or at the end
+        self._held: Result | None = None
+        self._count = 0
+        self._closed = False
+
+    def write(self, result: Result) -> None:
+        if self.fmt == "text" and self.several is None:
+            if self._held is None:
+                self._held = result
+                return
+            self.several = True
+            self._emit(self._held)
+            self._held = None
+        self._emit(result)
+
+    def _emit(self, result: Result) -> None:
+        first = self._count == 0
+        self._count += 1
+        if self.fmt == "jsonl":
+            text = json.dumps(record(result, self.run_info), ensure_ascii=False) + "\n"
+        elif self.fmt == "json":
+            body = json.dumps(record(result, self.run_info), ensure_ascii=False, indent=2)
+            text = ("[\n" if first else ",\n") + _indent(body)
+        elif self.fmt == "markdown":
+            text = ("" if first else "\n") + f"## {result.source}\n\n{result.summary}\n"
+        elif self.several:
+            text = ("" if first else "\n") + f"==> {result.source} <==\n{result.summary}\n"
+        else:
+            text = result.summary + "\n"
+        self.stream.write(text)
+        self.stream.flush()
+
+    def close(self) -> None:
+        """Flush a held result and end a json array; safe to call twice."""
+        if self._closed:
+            return
+        self._closed = True
+        if self._held is not None:
+            self.several = False
+            self._emit(self._held)
+            self._held = None
+        if self.fmt == "json":
+            self.stream.write("\n]\n" if self._count else "[]\n")
+            self.stream.flush()
+
+
+def _indent(text: str) -> str:
+    return "\n".join("  " + line for line in text.splitlines())
+
+
+def output_path(out_dir: Path, relpath: Path, fmt: str) -> Path:
+    """`notes/a.txt` -> `OUT/notes/a.summary.txt` (extension by format)."""
+    name = relpath.name or "stdin"
+    stem = name.rsplit(".", 1)[0] if "." in name.lstrip(".") else name
+    return out_dir / relpath.parent / (stem + EXTENSIONS[fmt])
+
+
+class DirectorySink:
+    """Writes one file per result under `out_dir`, mirroring the inputs, each written atomically."""
+
+    def __init__(self, out_dir: Path, fmt: str, run_info: dict):
+        self.out_dir = out_dir
+        self.fmt = fmt
+        self.run_info = run_info
+        self.written = 0
+
+    def path_for(self, relpath: Path) -> Path:
+        return output_path(self.out_dir, relpath, self.fmt)
+
+    def write(self, result: Result) -> None:
+        path = self.path_for(result.document.relpath or Path("stdin"))
+        if self.fmt in ("json", "jsonl"):
+            indent = 2 if self.fmt == "json" else None
+            text = json.dumps(record(result, self.run_info), ensure_ascii=False, indent=indent) + "\n"
+        elif self.fmt == "markdown":
+            text = f"## {result.source}\n\n{result.summary}\n"
+        else:
+            text = result.summary + "\n"
+        write_atomic(path, text)
+        self.written += 1
+
+    def close(self) -> None:
+        pass
+
+
+def write_atomic(path: Path, text: str) -> None:
+    """Write to a temporary file beside `path`, then rename it into place."""
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    except OSError as exc:
+        raise OutputError(f"cannot write {path}: {exc.strerror or exc}") from None
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+            handle.write(text)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, path)
+    except BaseException as exc:
+        try:
+            os.unlink(tmp)
+        except OSError:
+            pass
+        if isinstance(exc, OSError):
+            raise OutputError(f"cannot write {path}: {exc.strerror or exc}") from None
+        raise

@@ -1,0 +1,196 @@
+"""Sources: find the inputs (files, folders, stdin) and decode them into documents, lazily and in order."""
+
+from __future__ import annotations
+
+import json
+import os
+import stat
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from fnmatch import fnmatch
+from pathlib import Path, PurePosixPath
+from typing import BinaryIO
+
+from summarize_cli.decoding import decode_bytes, has_content
+from summarize_cli.documents import Document, Problem
+from summarize_cli.errors import InputError
+
+DEFAULT_INCLUDE = ("*.txt", "*.md")
+DEFAULT_MAX_INPUT_BYTES = 20_000_000
+STDIN = "-"
+STDIN_NAME = "<stdin>"
+
+
+@dataclass(frozen=True)
+class InputFile:
+    """A file found on disk (`path`), or stdin (`path is None`), and where its output goes."""
+
+    display: str
+    path: Path | None
+    relpath: Path
+
+
+def discover(
+    inputs: Iterable[str], include: Iterable[str] = DEFAULT_INCLUDE, exclude: Iterable[str] = ()
+) -> Iterator[InputFile | Problem]:
+    """Expand INPUTS into files, in order; folders are walked recursively in sorted order."""
+    include, exclude = tuple(include), tuple(exclude)
+    for arg in inputs:
+        if arg == STDIN:
+            yield InputFile(STDIN_NAME, None, Path("stdin"))
+            continue
+        path = Path(arg)
+        try:
+            info = path.stat()
+        except FileNotFoundError:
+            yield Problem(arg, "no such file or directory")
+            continue
+        except OSError as exc:
+            yield Problem(arg, exc.strerror or str(exc))
+            continue
+        if stat.S_ISDIR(info.st_mode):
+            yield from _walk(path, _anchor(path), include, exclude)
+        else:  # a named file is read whatever its kind: `<(cmd)` gives a pipe
+            yield InputFile(arg, path, _anchor(path))
+
+
+def _anchor(path: Path) -> Path:
+    """Where a named input sits under --output-dir: its relative path, or its name when outside cwd."""
+    normal = Path(os.path.normpath(path))
+    if not normal.is_absolute() and normal.parts[:1] != ("..",):
+        return Path() if str(normal) == "." else normal
+    try:
+        return normal.resolve().relative_to(Path.cwd().resolve())
+    except ValueError:
+        return Path(normal.resolve().name)
+
+
+def _matches(relative: PurePosixPath, patterns: tuple[str, ...]) -> bool:
+    return any(fnmatch(relative.name, p) or ("/" in p and fnmatch(str(relative), p)) for p in patterns)
+
+
+def _walk(
+    root: Path, anchor: Path, include: tuple[str, ...], exclude: tuple[str, ...]
+) -> Iterator[InputFile | Problem]:
+    seen_dirs: set[tuple[int, int]] = set()
+
+    def visit(folder: Path, relative: PurePosixPath) -> Iterator[InputFile | Problem]:
+        try:
+            info = folder.stat()
+        except OSError as exc:
+            yield Problem(str(folder), exc.strerror or str(exc))
+            return
+        key = (info.st_dev, info.st_ino)
+        if key in seen_dirs:
+            yield Problem(str(folder), "symbolic link loop, not followed", skipped=True)
+            return
+        seen_dirs.add(key)
+        try:
+            entries = sorted(os.scandir(folder), key=lambda e: e.name)
+        except OSError as exc:
+            yield Problem(str(folder), exc.strerror or str(exc))
+            return
+        for entry in entries:
+            if entry.name.startswith("."):
+                continue
+            child_rel = relative / entry.name
+            child = folder / entry.name
+            if _matches(child_rel, exclude):
+                continue
+            try:
+                child_info = entry.stat()
+            except OSError as exc:
+                if entry.is_symlink():
+                    yield Problem(str(child), "broken symbolic link", skipped=True)
+                else:
+                    yield Problem(str(child), exc.strerror or str(exc))
+                continue
+            if stat.S_ISDIR(child_info.st_mode):
+                yield from visit(child, child_rel)
+            elif not _matches(child_rel, include):
+                continue
+            elif stat.S_ISREG(child_info.st_mode):
+                yield InputFile(str(child), child, anchor / child_rel)
+            else:
+                yield Problem(str(child), "not a regular file (FIFO, socket or device), skipped", skipped=True)
+
+    yield from visit(root, PurePosixPath())
+
+
+def read_documents(
+    items: Iterable[InputFile | Problem],
+    stdin: BinaryIO | None = None,
+    stdin_format: str = "text",
+    max_input_bytes: int = DEFAULT_MAX_INPUT_BYTES,
+) -> Iterator[Document | Problem]:
+    """Read and decode each input when it is reached, so only one text is held at a time."""
+    for item in items:
+        if isinstance(item, Problem):
+            yield item
+        elif item.path is None and stdin_format == "jsonl":
+            yield from read_jsonl(stdin, max_input_bytes)
+        else:
+            try:
+                yield _read_one(item, stdin, max_input_bytes)
+            except InputError as exc:
+                yield Problem(item.display, str(exc), skipped=getattr(exc, "skipped", False))
+
+
+class _Skip(InputError):
+    skipped = True
+
+
+def _read_one(item: InputFile, stdin: BinaryIO | None, max_input_bytes: int) -> Document:
+    try:
+        if item.path is None:
+            if stdin is None:
+                raise InputError("stdin is not available")
+            data = stdin.read(max_input_bytes + 1)
+        else:
+            with open(item.path, "rb") as handle:
+                data = handle.read(max_input_bytes + 1)
+    except OSError as exc:
+        raise InputError(exc.strerror or str(exc)) from None
+    if len(data) > max_input_bytes:
+        raise InputError(f"larger than --max-input-bytes ({max_input_bytes:,} bytes)")
+    text = decode_bytes(data)
+    return _document(item.display, text, item.relpath, item.path)
+
+
+def _document(source: str, text: str, relpath: Path, path: Path | None = None) -> Document:
+    if not has_content(text):
+        raise _Skip("empty (only whitespace or control characters)")
+    return Document(source=source, text=text, relpath=relpath, path=path)
+
+
+def read_jsonl(stream: BinaryIO | None, max_input_bytes: int) -> Iterator[Document | Problem]:
+    """One document per line: {"text": ..., "id": ...}; a bad line is a problem, not the end."""
+    if stream is None:
+        yield Problem(STDIN_NAME, "stdin is not available")
+        return
+    for number, raw in enumerate(stream, start=1):
+        name = f"{STDIN_NAME}:{number}"
+        if not raw.strip():
+            continue
+        if len(raw) > max_input_bytes:
+            yield Problem(name, f"line {number}: larger than --max-input-bytes ({max_input_bytes:,} bytes)")
+            continue
+        try:
+            record = json.loads(raw)
+        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+            yield Problem(name, f"line {number}: not valid JSON ({exc})")
+            continue
+        if not isinstance(record, dict) or not isinstance(record.get("text"), str):
+            yield Problem(name, f'line {number}: no "text" string field')
+            continue
+        source = str(record["id"]) if record.get("id") is not None else name
+        try:
+            yield _document(source, record["text"], safe_relpath(source, number))
+        except InputError as exc:
+            yield Problem(source, f"line {number}: {exc}", skipped=True)
+
+
+def safe_relpath(name: str, number: int) -> Path:
+    """A file name for a jsonl id that cannot climb out of --output-dir."""
+    cleaned = "".join(ch if ch.isalnum() or ch in "-_." else "_" for ch in name).strip("._")
+    return Path(cleaned[:120] or f"line-{number}")

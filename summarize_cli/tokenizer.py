@@ -1,0 +1,153 @@
+"""A thin tokenizer over the `tokenizers` library: ids with offsets, the model's special tokens, decoding."""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+from summarize_cli.errors import ModelLoadError
+
+_PIECE_CHARS = 100_000  # long texts are encoded in pieces so memory stays bounded
+
+
+@dataclass
+class Encoded:
+    """Token ids and, for each, its (start, end) character span in the text."""
+
+    ids: list[int]
+    offsets: list[tuple[int, int]]
+
+
+class TextTokenizer:
+    """Encodes text for a seq2seq model and decodes its output, with no torch or transformers."""
+
+    def __init__(self, backend, config: dict, tokenizer_config: dict):
+        backend.no_truncation()
+        backend.no_padding()
+        self._tok = backend
+        self.eos_id = _int(config.get("eos_token_id"))
+        self.pad_id = _int(config.get("pad_token_id"), 0)
+        self.decoder_start_id = _int(config.get("decoder_start_token_id"), self.pad_id)
+        unk = tokenizer_config.get("unk_token") or "<unk>"
+        self.unk_id = backend.token_to_id(unk if isinstance(unk, str) else unk.get("content", "<unk>"))
+        self.clean_up_spaces = bool(tokenizer_config.get("clean_up_tokenization_spaces", False))
+        self.front, self.back = self._special_template()
+        limit = tokenizer_config.get("model_max_length")
+        positions = config.get("n_positions") or config.get("max_position_embeddings")
+        if isinstance(limit, int) and 0 < limit < 100_000:
+            self.model_max_length = limit
+        elif isinstance(positions, int) and positions > 0:
+            self.model_max_length = positions
+        else:
+            self.model_max_length = 512
+
+    @classmethod
+    def from_dir(cls, folder: Path, config: dict | None = None) -> TextTokenizer:
+        """Load tokenizer.json when the folder has one, else let transformers build the fast tokenizer."""
+        config = config if config is not None else _read_json(folder / "config.json")
+        tokenizer_config = _read_json(folder / "tokenizer_config.json")
+        path = folder / "tokenizer.json"
+        if path.is_file():
+            from tokenizers import Tokenizer
+
+            backend = Tokenizer.from_file(str(path))
+        else:
+            backend = _convert_with_transformers(folder)
+        return cls(backend, config, tokenizer_config)
+
+    def save(self, folder: Path) -> None:
+        self._tok.save(str(folder / "tokenizer.json"))
+
+    def _special_template(self) -> tuple[list[int], list[int]]:
+        plain = self._tok.encode("a", add_special_tokens=False).ids
+        full = self._tok.encode("a", add_special_tokens=True).ids
+        for start in range(len(full) - len(plain) + 1):
+            if full[start : start + len(plain)] == plain:
+                return full[:start], full[start + len(plain) :]
+        return [], ([self.eos_id] if self.eos_id is not None else [])
+
+    @property
+    def special_count(self) -> int:
+        return len(self.front) + len(self.back)
+
+    def encode(self, text: str) -> Encoded:
+        """Ids and offsets of `text` without special tokens; long texts are encoded piece by piece."""
+        ids: list[int] = []
+        offsets: list[tuple[int, int]] = []
+        for base, piece in _pieces(text):
+            encoding = self._tok.encode(piece, add_special_tokens=False)
+            ids.extend(encoding.ids)
+            offsets.extend((base + s, base + e) for s, e in encoding.offsets)
+        return Encoded(ids, offsets)
+
+    def count(self, text: str) -> int:
+        return len(self.encode(text).ids)
+
+    def wrap(self, prefix_ids: list[int], ids: list[int]) -> list[int]:
+        """The model input: special tokens around the prefix and the text."""
+        return self.front + prefix_ids + ids + self.back
+
+    def decode(self, ids: list[int]) -> str:
+        text = self._tok.decode(ids, skip_special_tokens=True)
+        if self.clean_up_spaces:
+            text = _clean_up(text)
+        return text.strip()
+
+    def id_to_token(self, token_id: int) -> str:
+        return self._tok.id_to_token(token_id)
+
+    def token_to_id(self, token: str) -> int | None:
+        return self._tok.token_to_id(token)
+
+    def unknown_share(self, ids: list[int]) -> float:
+        if not ids or self.unk_id is None:
+            return 0.0
+        return sum(1 for i in ids if i == self.unk_id) / len(ids)
+
+
+def _pieces(text: str):
+    """Split long text at line breaks (or spaces) into pieces of about _PIECE_CHARS characters."""
+    start = 0
+    while len(text) - start > _PIECE_CHARS:
+        cut = text.rfind("\n", start + _PIECE_CHARS // 2, start + _PIECE_CHARS)
+        if cut < 0:
+            cut = text.rfind(" ", start + _PIECE_CHARS // 2, start + _PIECE_CHARS)
+        cut = start + _PIECE_CHARS if cut < 0 else cut + 1
+        yield start, text[start:cut]
+        start = cut
+    yield start, text[start:]
+
+
+_CLEAN_UP = [(" .", "."), (" ?", "?"), (" !", "!"), (" ,", ","), (" ' ", "'"), (" n't", "n't"),
+             (" 'm", "'m"), (" 's", "'s"), (" 've", "'ve"), (" 're", "'re")]
+
+
+def _clean_up(text: str) -> str:
+    for before, after in _CLEAN_UP:
+        text = text.replace(before, after)
+    return re.sub(r"[ \t]+", " ", text)
+
+
+def _convert_with_transformers(folder: Path):
+    try:
+        from transformers import AutoTokenizer
+
+        tokenizer = AutoTokenizer.from_pretrained(str(folder))
+        return tokenizer.backend_tokenizer
+    except (OSError, ValueError, AttributeError, ImportError) as exc:
+        raise ModelLoadError(f"cannot load the tokenizer in {folder}: {exc}") from None
+
+
+def _int(value, default: int | None = None) -> int | None:
+    if isinstance(value, list):
+        value = value[0] if value else None
+    return value if isinstance(value, int) else default
+
+
+def _read_json(path: Path) -> dict:
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}
