@@ -10,9 +10,7 @@ from summarize_cli.tokenizer import Encoded
 
 # A sentence ends after . ! ? ; … (followed by space) or after Chinese/Japanese full-width punctuation,
 # with closing quotes and brackets kept on the sentence they close; line breaks end sentences too.
-_SENTENCE_END = re.compile(
-    r"""(?:[.!?;…]+["'”’)\]]*(?=\s)|[。！？；…]+[”’」』）】]*|\n\s*)"""
-)
+_SENTENCE_END = re.compile(r"""(?:[.!?;…]+["'”’)\]]*(?=\s)|[。！？；…]+[”’」』）】]*|\n\s*)""")
 
 
 def sentence_starts(text: str) -> list[int]:

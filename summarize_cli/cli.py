@@ -116,37 +116,46 @@ def summarize(
         typer.Argument(help="Files, folders (walked recursively) or - for stdin. Default: stdin.", show_default=False),
     ] = None,
     model: Annotated[
-        str, typer.Option("-m", "--model", envvar="SUMMARIZE_MODEL", help="Hugging Face id or local model folder.",
-                          rich_help_panel=MODEL)
+        str,
+        typer.Option(
+            "-m",
+            "--model",
+            envvar="SUMMARIZE_MODEL",
+            help="Hugging Face id or local model folder.",
+            rich_help_panel=MODEL,
+        ),
     ] = "t5-small",
     backend: Annotated[BackendName, typer.Option(help="Inference backend.", rich_help_panel=MODEL)] = BackendName.auto,
     device: Annotated[
-        str, typer.Option(help="auto, cpu, cuda, cuda:N or mps (auto: CUDA, then MPS, then CPU).",
-                          rich_help_panel=MODEL)
+        str,
+        typer.Option(help="auto, cpu, cuda, cuda:N or mps (auto: CUDA, then MPS, then CPU).", rich_help_panel=MODEL),
     ] = "auto",
     dtype: Annotated[
-        Dtype, typer.Option(help="Torch weights precision (auto: bfloat16 on capable CUDA, else float32).",
-                            rich_help_panel=MODEL)
+        Dtype,
+        typer.Option(
+            help="Torch weights precision (auto: bfloat16 on capable CUDA, else float32).",
+            rich_help_panel=MODEL,
+        ),
     ] = Dtype.auto,
     threads: Annotated[
         int | None, typer.Option(min=1, help="CPU threads (default: physical cores).", rich_help_panel=MODEL)
     ] = None,
     offline: Annotated[
-        bool, typer.Option("--offline", help="Never touch the network (same as HF_HUB_OFFLINE=1).",
-                           rich_help_panel=MODEL)
+        bool,
+        typer.Option("--offline", help="Never touch the network (same as HF_HUB_OFFLINE=1).", rich_help_panel=MODEL),
     ] = False,
     batch_size: Annotated[
-        int | None, typer.Option(min=1, help="Documents per batch (default: 8 on CPU, 32 on CUDA).",
-                                 rich_help_panel=MODEL)
+        int | None,
+        typer.Option(min=1, help="Documents per batch (default: 8 on CPU, 32 on CUDA).", rich_help_panel=MODEL),
     ] = None,
     long: Annotated[
-        LongMode, typer.Option(help="Documents over the input limit: map-reduce chunks, or truncate.",
-                               rich_help_panel=MODEL)
+        LongMode,
+        typer.Option(help="Documents over the input limit: map-reduce chunks, or truncate.", rich_help_panel=MODEL),
     ] = LongMode.chunk,
     num_beams: Annotated[int | None, typer.Option(help="Beam search width.", rich_help_panel=GEN)] = None,
     do_sample: Annotated[
-        bool | None, typer.Option("--do-sample/--no-sample", help="Sample instead of searching.",
-                                  rich_help_panel=GEN)
+        bool | None,
+        typer.Option("--do-sample/--no-sample", help="Sample instead of searching.", rich_help_panel=GEN),
     ] = None,
     temperature: Annotated[float | None, typer.Option(help="Sampling temperature (> 0).", rich_help_panel=GEN)] = None,
     top_p: Annotated[float | None, typer.Option(help="Nucleus sampling mass, in (0, 1].", rich_help_panel=GEN)] = None,
@@ -164,30 +173,39 @@ def summarize(
         str | None, typer.Option(help="Text put before each input (t5: 'summarize: ').", rich_help_panel=GEN)
     ] = None,
     include: Annotated[
-        list[str] | None, typer.Option(help="Glob of files to take from folders (repeatable; default *.txt, *.md).",
-                                       rich_help_panel=IO)
+        list[str] | None,
+        typer.Option(help="Glob of files to take from folders (repeatable; default *.txt, *.md).", rich_help_panel=IO),
     ] = None,
     exclude: Annotated[
-        list[str] | None, typer.Option(help="Glob of files or folders to leave out (repeatable).", rich_help_panel=IO)
+        list[str] | None,
+        typer.Option(help="Glob of files or folders to leave out (repeatable).", rich_help_panel=IO),
     ] = None,
     stdin_format: Annotated[
-        StdinFormat, typer.Option(help="text: stdin is one document; jsonl: one {\"text\", \"id\"} per line.",
-                                  rich_help_panel=IO)
+        StdinFormat,
+        typer.Option(help='text: stdin is one document; jsonl: one {"text", "id"} per line.', rich_help_panel=IO),
     ] = StdinFormat.text,
     max_input_bytes: Annotated[
         int, typer.Option(min=1, help="Refuse inputs larger than this.", rich_help_panel=IO)
     ] = 20_000_000,
     fmt: Annotated[Format, typer.Option("-f", "--format", help="Output format.", rich_help_panel=IO)] = Format.text,
     output_dir: Annotated[
-        Path | None, typer.Option("-o", "--output-dir", help="Write one file per input here, mirroring the inputs.",
-                                  file_okay=False, rich_help_panel=IO)
+        Path | None,
+        typer.Option(
+            "-o",
+            "--output-dir",
+            help="Write one file per input here, mirroring the inputs.",
+            file_okay=False,
+            rich_help_panel=IO,
+        ),
     ] = None,
     quiet: Annotated[bool, typer.Option("-q", "--quiet", help="No progress display.", rich_help_panel=IO)] = False,
     verbose: Annotated[
-        bool, typer.Option("-v", "--verbose", help="Report model, device and settings on stderr.", rich_help_panel=IO)
+        bool,
+        typer.Option("-v", "--verbose", help="Report model, device and settings on stderr.", rich_help_panel=IO),
     ] = False,
     version: Annotated[
-        bool | None, typer.Option("--version", callback=_version, is_eager=True, help="Show the version and exit.")
+        bool | None,
+        typer.Option("--version", callback=_version, is_eager=True, help="Show the version and exit."),
     ] = None,
 ) -> None:
     """Summarise articles from files, folders or stdin with a T5 (or any seq2seq) model.
@@ -198,9 +216,17 @@ def summarize(
     from summarize_cli.sources import DEFAULT_INCLUDE, STDIN, discover
 
     overrides = {
-        "num_beams": num_beams, "do_sample": do_sample, "temperature": temperature, "top_p": top_p,
-        "top_k": top_k, "min_length": min_length, "max_length": max_length, "length_penalty": length_penalty,
-        "no_repeat_ngram_size": no_repeat_ngram_size, "seed": seed, "prefix": prefix,
+        "num_beams": num_beams,
+        "do_sample": do_sample,
+        "temperature": temperature,
+        "top_p": top_p,
+        "top_k": top_k,
+        "min_length": min_length,
+        "max_length": max_length,
+        "length_penalty": length_penalty,
+        "no_repeat_ngram_size": no_repeat_ngram_size,
+        "seed": seed,
+        "prefix": prefix,
     }
     validate_overrides(overrides)
     if not inputs:
@@ -232,8 +258,15 @@ def summarize(
         verbose=verbose,
         console=stderr,
     ).execute(
-        model=model, backend=backend.value, device=device, dtype=dtype.value, offline=offline, threads=threads,
-        batch_size=batch_size, long_mode=long.value, overrides=overrides,
+        model=model,
+        backend=backend.value,
+        device=device,
+        dtype=dtype.value,
+        offline=offline,
+        threads=threads,
+        batch_size=batch_size,
+        long_mode=long.value,
+        overrides=overrides,
     )
 
 
@@ -249,11 +282,13 @@ def _check_outputs(items, output_dir: Path, fmt: str) -> None:
             continue
         target = output_path(output_dir, item.relpath, fmt).resolve()
         if target in inputs:
-            raise typer.BadParameter(f"the summary of {item.display} would overwrite input {target}",
-                                     param_hint="--output-dir")
+            raise typer.BadParameter(
+                f"the summary of {item.display} would overwrite input {target}", param_hint="--output-dir"
+            )
         if target in claimed:
             raise typer.BadParameter(
-                f"{claimed[target]} and {item.display} would both be written to {target}", param_hint="--output-dir"
+                f"{claimed[target]} and {item.display} would both be written to {target}",
+                param_hint="--output-dir",
             )
         claimed[target] = item.display
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import sys
 from dataclasses import dataclass, field
@@ -11,16 +12,16 @@ import typer
 from rich.console import Console
 from rich.progress import (
     BarColumn,
-    ProgressColumn,
     MofNCompleteColumn,
     Progress,
+    ProgressColumn,
     SpinnerColumn,
     TextColumn,
     TimeElapsedColumn,
     TimeRemainingColumn,
 )
 
-from summarize_cli.documents import Problem, Result
+from summarize_cli.documents import Problem
 from summarize_cli.sources import InputFile
 
 EXIT_OK, EXIT_FAILED, EXIT_SIGPIPE, EXIT_SIGINT, EXIT_SIGTERM = 0, 1, 141, 130, 143
@@ -78,8 +79,7 @@ class Run:
         if self.output_dir is not None:
             sink = DirectorySink(self.output_dir, self.fmt, run_info)
         else:
-            total = self.total
-            several = None if total is None else total > 1
+            several = None if self.total is None else len(self.items) > 1  # as `head` does, failures count
             sink = StdoutSink(sys.stdout, self.fmt, run_info, several=several)
         stdin = sys.stdin.buffer if sys.stdin is not None and hasattr(sys.stdin, "buffer") else None
         documents = read_documents(self.items, stdin, self.stdin_format, self.max_input_bytes)
@@ -153,9 +153,7 @@ class Run:
             f"{engine.tokenizer.model_max_length} tokens",
             markup=False,
         )
-        self.console.print(
-            "settings " + ", ".join(f"{k}={v!r}" for k, v in settings.as_dict().items()), markup=False
-        )
+        self.console.print("settings " + ", ".join(f"{k}={v!r}" for k, v in settings.as_dict().items()), markup=False)
 
 
 class _RateColumn(ProgressColumn):
@@ -177,10 +175,8 @@ class _nothing:
 
 
 def _close_quietly(sink) -> None:
-    try:
+    with contextlib.suppress(OSError):
         sink.close()
-    except (BrokenPipeError, OSError):
-        pass
 
 
 def _silence_stdout() -> None:

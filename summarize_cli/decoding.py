@@ -5,7 +5,7 @@ from __future__ import annotations
 import codecs
 import unicodedata
 
-from summarize_cli.errors import InputError
+from summarize_cli.errors import SkippedInput
 
 _BOMS = (
     (codecs.BOM_UTF32_LE, "utf-32"),
@@ -17,13 +17,13 @@ _BOMS = (
 
 
 def decode_bytes(data: bytes) -> str:
-    """Decode `data`, or raise InputError when it is binary or its encoding cannot be told."""
+    """Decode `data`, or raise SkippedInput when it is binary or its encoding cannot be told."""
     for bom, encoding in _BOMS:
         if data.startswith(bom):
             try:
                 return data.decode(encoding)
             except UnicodeDecodeError as exc:
-                raise InputError(f"invalid {encoding} text ({exc.reason})") from None
+                raise SkippedInput(f"invalid {encoding} text ({exc.reason})") from None
     utf16 = _bomless_utf16(data)
     if utf16 is not None:
         return utf16
@@ -54,8 +54,20 @@ def _bomless_utf16(data: bytes) -> str | None:
 
 
 # Among equally plausible guesses, the encodings people actually save text in win.
-_COMMON = ("utf_8", "gb18030", "gbk", "big5", "shift_jis", "euc_kr", "utf_16", "utf_16_le", "utf_16_be",
-           "cp1252", "latin_1", "cp1251")
+_COMMON = (
+    "utf_8",
+    "gb18030",
+    "gbk",
+    "big5",
+    "shift_jis",
+    "euc_kr",
+    "utf_16",
+    "utf_16_le",
+    "utf_16_be",
+    "cp1252",
+    "latin_1",
+    "cp1251",
+)
 
 
 def _detect(data: bytes) -> str:
@@ -63,7 +75,7 @@ def _detect(data: bytes) -> str:
 
     matches = list(from_bytes(data))
     if not matches:
-        raise InputError("binary file or unknown text encoding")
+        raise SkippedInput("binary file or unknown text encoding")
     least_chaos = min(m.chaos for m in matches)
     plausible = [m for m in matches if m.chaos <= least_chaos + 0.01]
     encoding = plausible[0].encoding
@@ -72,13 +84,13 @@ def _detect(data: bytes) -> str:
             encoding = candidate
             break
     if b"\x00" in data and not encoding.startswith(("utf_16", "utf_32")):
-        raise InputError("binary file (contains NUL bytes)")
+        raise SkippedInput("binary file (contains NUL bytes)")
     try:
         text = data.decode(encoding)
     except (UnicodeDecodeError, LookupError):
-        raise InputError("binary file or unknown text encoding") from None
+        raise SkippedInput("binary file or unknown text encoding") from None
     if _printable_share(text) < 0.95:
-        raise InputError(f"binary file or unknown text encoding (best guess {encoding} is not text)")
+        raise SkippedInput(f"binary file or unknown text encoding (best guess {encoding} is not text)")
     return text
 
 

@@ -18,7 +18,15 @@ class SettingsError(SummarizeError):
 
 
 class InputError(SummarizeError):
-    """One input cannot be read or decoded; the run goes on without it."""
+    """One input cannot be read; the run goes on without it and counts it as failed."""
+
+    skipped = False
+
+
+class SkippedInput(InputError):
+    """One input holds nothing to summarise (empty, binary, undecodable); counted as skipped."""
+
+    skipped = True
 
 
 class OutputError(SummarizeError):

@@ -106,7 +106,7 @@ class Summarizer:
                 inputs = [self.tokenizer.wrap(self.prefix_ids, work.pieces[k]) for work, k in batch]
                 outputs = self.backend.generate(inputs, self.settings)
                 share = (time.perf_counter() - started) / len(batch)
-                for (work, k), output in zip(batch, outputs):
+                for (work, k), output in zip(batch, outputs, strict=True):
                     work.outputs[k] = output
                     work.seconds += share
                 for work in {id(w): w for w, _ in batch}.values():

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import tempfile
@@ -12,7 +13,12 @@ from summarize_cli.documents import Result
 from summarize_cli.errors import OutputError
 
 FORMATS = ("text", "json", "jsonl", "markdown")
-EXTENSIONS = {"text": ".summary.txt", "json": ".summary.json", "jsonl": ".summary.jsonl", "markdown": ".summary.md"}
+EXTENSIONS = {
+    "text": ".summary.txt",
+    "json": ".summary.json",
+    "jsonl": ".summary.jsonl",
+    "markdown": ".summary.md",
+}
 
 
 def record(result: Result, run_info: dict) -> dict:
@@ -135,10 +141,8 @@ def write_atomic(path: Path, text: str) -> None:
             os.fsync(handle.fileno())
         os.replace(tmp, path)
     except BaseException as exc:
-        try:
+        with contextlib.suppress(OSError):
             os.unlink(tmp)
-        except OSError:
-            pass
         if isinstance(exc, OSError):
             raise OutputError(f"cannot write {path}: {exc.strerror or exc}") from None
         raise

@@ -13,12 +13,13 @@ from typing import BinaryIO
 
 from summarize_cli.decoding import decode_bytes, has_content
 from summarize_cli.documents import Document, Problem
-from summarize_cli.errors import InputError
+from summarize_cli.errors import InputError, SkippedInput
 
 DEFAULT_INCLUDE = ("*.txt", "*.md")
 DEFAULT_MAX_INPUT_BYTES = 20_000_000
 STDIN = "-"
 STDIN_NAME = "<stdin>"
+_BLANK_BYTES = bytes(range(33)) + b"\x7f"
 
 
 @dataclass(frozen=True)
@@ -133,11 +134,7 @@ def read_documents(
             try:
                 yield _read_one(item, stdin, max_input_bytes)
             except InputError as exc:
-                yield Problem(item.display, str(exc), skipped=getattr(exc, "skipped", False))
-
-
-class _Skip(InputError):
-    skipped = True
+                yield Problem(item.display, str(exc), skipped=exc.skipped)
 
 
 def _read_one(item: InputFile, stdin: BinaryIO | None, max_input_bytes: int) -> Document:
@@ -153,13 +150,15 @@ def _read_one(item: InputFile, stdin: BinaryIO | None, max_input_bytes: int) -> 
         raise InputError(exc.strerror or str(exc)) from None
     if len(data) > max_input_bytes:
         raise InputError(f"larger than --max-input-bytes ({max_input_bytes:,} bytes)")
+    if not data.strip(_BLANK_BYTES):
+        raise SkippedInput("empty (only whitespace or control characters)")
     text = decode_bytes(data)
     return _document(item.display, text, item.relpath, item.path)
 
 
 def _document(source: str, text: str, relpath: Path, path: Path | None = None) -> Document:
     if not has_content(text):
-        raise _Skip("empty (only whitespace or control characters)")
+        raise SkippedInput("empty (only whitespace or control characters)")
     return Document(source=source, text=text, relpath=relpath, path=path)
 
 

@@ -21,8 +21,9 @@ def pick_device(requested: str) -> str:
         return "mps" if mps is not None and mps.is_available() else "cpu"
     if requested.startswith("cuda"):
         if not torch.cuda.is_available():
-            raise SettingsError(f"--device {requested}: no CUDA device is available (this torch build: "
-                                f"{torch.__version__})")
+            raise SettingsError(
+                f"--device {requested}: no CUDA device is available (this torch build: {torch.__version__})"
+            )
         index = int(requested.partition(":")[2] or 0)
         if index >= torch.cuda.device_count():
             raise SettingsError(f"--device {requested}: only {torch.cuda.device_count()} CUDA device(s) here")
@@ -52,8 +53,15 @@ class TorchBackend:
 
     name = "torch"
 
-    def __init__(self, source: ModelSource, device: str = "auto", dtype: str = "auto", threads: int | None = None,
-                 eos_id: int | None = None, pad_id: int = 0):
+    def __init__(
+        self,
+        source: ModelSource,
+        device: str = "auto",
+        dtype: str = "auto",
+        threads: int | None = None,
+        eos_id: int | None = None,
+        pad_id: int = 0,
+    ):
         import torch
 
         from summarize_cli.quiet import silence_transformers

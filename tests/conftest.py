@@ -1,0 +1,75 @@
+"""Shared fixtures: a tiny random-weight T5 with a SentencePiece tokenizer trained on samples/."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+os.environ["HF_HUB_OFFLINE"] = "1"
+os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
+
+ROOT = Path(__file__).resolve().parent.parent
+SAMPLES = ROOT / "samples"
+
+
+def build_tiny_t5(out: Path, corpus_texts: list[str], vocab_size: int = 1500) -> Path:
+    """A 2-layer T5 with random weights and a tokenizer trained on `corpus_texts`, saved to `out`."""
+    import sentencepiece as spm
+    import torch
+    from transformers import T5Config, T5ForConditionalGeneration, T5Tokenizer
+
+    out.mkdir(parents=True, exist_ok=True)
+    corpus = out / "corpus.txt"
+    corpus.write_text("\n".join(corpus_texts), encoding="utf-8")
+    spm.SentencePieceTrainer.train(
+        input=str(corpus),
+        model_prefix=str(out / "spiece"),
+        vocab_size=vocab_size,
+        hard_vocab_limit=False,
+        pad_id=0,
+        eos_id=1,
+        unk_id=2,
+        bos_id=-1,
+        model_type="unigram",
+        character_coverage=1.0,
+        minloglevel=2,
+    )
+    corpus.unlink()
+    tokenizer = T5Tokenizer.from_pretrained(str(out))
+    tokenizer.save_pretrained(str(out))
+    config = T5Config(vocab_size=len(tokenizer), d_model=32, d_kv=8, d_ff=64, num_layers=2, num_heads=4)
+    config.decoder_start_token_id, config.pad_token_id, config.eos_token_id = 0, 0, 1
+    config.task_specific_params = {
+        "summarization": {
+            "prefix": "summarize: ",
+            "num_beams": 4,
+            "min_length": 30,
+            "max_length": 200,
+            "length_penalty": 2.0,
+            "no_repeat_ngram_size": 3,
+            "early_stopping": True,
+        }
+    }
+    torch.manual_seed(0)
+    T5ForConditionalGeneration(config).save_pretrained(str(out))
+    return out
+
+
+@pytest.fixture(scope="session")
+def tiny_model(tmp_path_factory) -> Path:
+    texts = [p.read_text(encoding="utf-8") for p in sorted(SAMPLES.iterdir()) if p.is_file()]
+    return build_tiny_t5(tmp_path_factory.mktemp("models") / "tiny-t5", texts)
+
+
+@pytest.fixture
+def samples() -> Path:
+    return SAMPLES
+
+
+@pytest.fixture
+def env_model(tiny_model, monkeypatch) -> Path:
+    """Make the tiny model the default for CLI invocations in this test."""
+    monkeypatch.setenv("SUMMARIZE_MODEL", str(tiny_model))
+    return tiny_model

@@ -1,0 +1,153 @@
+"""The core pipeline with a mock backend whose output is exact: order, batching, map-reduce, truncation."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from summarize_cli.chunker import sentence_starts, split_tokens
+from summarize_cli.documents import Document, Problem, Result
+from summarize_cli.pipeline import Summarizer
+from summarize_cli.settings import GenerationSettings
+from summarize_cli.tokenizer import TextTokenizer
+
+
+class EchoBackend:
+    """Returns the first `keep` tokens of each input after the prefix: the 'summary' is the text's start."""
+
+    name, device, precision = "echo", "cpu", "float32"
+
+    def __init__(self, prefix_len: int, keep: int = 4):
+        self.prefix_len, self.keep = prefix_len, keep
+        self.batches: list[list[int]] = []
+        self.notes: list[str] = []
+
+    def generate(self, inputs, settings):
+        self.batches.append([len(i) for i in inputs])
+        return [i[self.prefix_len : self.prefix_len + self.keep] for i in inputs]
+
+
+@pytest.fixture
+def tokenizer(tiny_model) -> TextTokenizer:
+    return TextTokenizer.from_dir(tiny_model)
+
+
+def make(tokenizer, keep=4, batch_size=3, long_mode="chunk", prefix="summarize: ", window=None):
+    settings = GenerationSettings(prefix=prefix)
+    prefix_len = len(tokenizer.encode(prefix).ids)
+    backend = EchoBackend(prefix_len, keep)
+    return Summarizer(backend, tokenizer, settings, batch_size, long_mode, window), backend
+
+
+def words(n: int, start: int = 0) -> str:
+    return " ".join(f"w{start + i}" for i in range(n))
+
+
+def test_results_come_in_input_order_although_batches_are_sorted_by_length(tokenizer):
+    summarizer, backend = make(tokenizer, keep=8)
+    lengths = [5, 80, 12, 100, 3, 60, 40]
+    tags = ["alpha", "bravo", "charlie", "delta", "echo", "foxtrot", "golf"]
+    docs = [Document(tag, f"{tag} " + words(n)) for tag, n in zip(tags, lengths, strict=True)]
+    out = list(summarizer.summarize(docs))
+    assert [r.source for r in out] == [d.source for d in docs]
+    assert [r.summary for r in out] == [tokenizer.decode(tokenizer.encode(d.text).ids[:8]) for d in docs]
+    assert len({r.summary for r in out}) == len(docs)
+    flat = [n for batch in backend.batches for n in batch]
+    assert flat == sorted(flat, reverse=True)  # longest first, so batches hold similar lengths
+    assert max(len(b) for b in backend.batches) == 3
+
+
+def test_problems_pass_through_in_place(tokenizer):
+    summarizer, _ = make(tokenizer)
+    items = [Document("a", "alpha text"), Problem("b", "broken"), Document("c", "gamma text")]
+    out = list(summarizer.summarize(items))
+    assert [type(o) for o in out] == [Result, Problem, Result]
+
+
+def test_results_stream_before_the_input_ends(tokenizer):
+    summarizer, _ = make(tokenizer, batch_size=2, window=4)
+    consumed = []
+
+    def feed():
+        for i in range(12):
+            consumed.append(i)
+            yield Document(f"d{i}", f"text number {i}")
+
+    stream = summarizer.summarize(feed())
+    first = next(stream)
+    assert first.source == "d0"
+    assert len(consumed) < 12
+
+
+def test_long_document_is_chunked_within_the_limit_and_reduced(tokenizer):
+    summarizer, backend = make(tokenizer, keep=50)
+    text = ". ".join(words(30, start=i * 30) for i in range(60)) + "."
+    total = len(tokenizer.encode(text).ids)
+    assert total > 3 * 512
+    [result] = list(summarizer.summarize([Document("long", text)]))
+    assert result.chunks == len(split_tokens(tokenizer.encode(text), text, summarizer.budget))
+    assert result.chunks >= 4
+    assert result.input_tokens == total
+    assert not result.truncated
+    lengths = [n for batch in backend.batches for n in batch]
+    assert max(lengths) <= tokenizer.model_max_length
+    # map: one call per chunk; reduce: the joined chunk summaries, summarised again
+    assert len(lengths) > result.chunks
+    assert result.summary.startswith("w0 w1")
+
+
+def test_truncate_mode_warns_and_keeps_one_chunk(tokenizer):
+    summarizer, backend = make(tokenizer, long_mode="truncate")
+    text = words(2000)
+    [result] = list(summarizer.summarize([Document("long", text)]))
+    assert result.truncated and result.chunks == 1
+    assert "truncated" in result.warnings[0] and "long" in result.warnings[0]
+    assert backend.batches == [[tokenizer.model_max_length]]
+
+
+def test_reduce_stops_when_summaries_do_not_shrink(tokenizer):
+    summarizer, _ = make(tokenizer, keep=10_000)  # the "summary" is as long as its input
+    text = ". ".join(words(30, start=i * 30) for i in range(60)) + "."
+    [result] = list(summarizer.summarize([Document("long", text)]))
+    assert result.truncated
+    assert "did not shrink" in result.warnings[0]
+
+
+def test_every_chunk_fits_and_cuts_fall_on_sentence_starts(tokenizer):
+    text = " ".join(f"Sentence number {i} has some words in it." for i in range(200))
+    encoded = tokenizer.encode(text)
+    ranges = split_tokens(encoded, text, 100)
+    assert ranges[0][0] == 0 and ranges[-1][1] == len(encoded.ids)
+    assert all(b - a <= 100 for a, b in ranges)
+    assert all(r1[1] == r2[0] for r1, r2 in zip(ranges, ranges[1:], strict=False))
+    for _, end in ranges[:-1]:
+        assert text[encoded.offsets[end][0] :].startswith("Sentence")
+
+
+def test_sentence_longer_than_the_budget_is_cut_at_tokens(tokenizer):
+    text = words(500)  # no punctuation at all
+    encoded = tokenizer.encode(text)
+    ranges = split_tokens(encoded, text, 64)
+    assert all(b - a <= 64 for a, b in ranges)
+    assert sum(b - a for a, b in ranges) == len(encoded.ids)
+
+
+def test_chinese_sentences_split_on_full_width_punctuation(tokenizer):
+    text = "城市绿地帮助居民度过炎热夏天。研究人员设置了监测点！他们说：“好的。”然后呢？最后一句"
+    starts = [text[s : s + 2] for s in sentence_starts(text)]
+    assert starts == ["研究", "他们", "然后", "最后"]
+    long_text = text * 40
+    encoded = tokenizer.encode(long_text)
+    ranges = split_tokens(encoded, long_text, 50)
+    assert all(b - a <= 50 for a, b in ranges)
+
+
+def test_prefix_that_fills_the_limit_is_refused(tokenizer):
+    with pytest.raises(ValueError):
+        make(tokenizer, prefix=words(600))
+
+
+def test_samples_long_article_needs_chunks(tokenizer, samples: Path):
+    text = (samples / "river-cleanup-long.txt").read_text(encoding="utf-8")
+    assert len(tokenizer.encode(text).ids) > 512

@@ -1,0 +1,97 @@
+"""The installed command as a real process: pipes, a closed stdout, signals."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+
+FAST = ["--max-length", "12", "--min-length", "2", "--num-beams", "2"]
+
+
+def command(*args: str) -> list[str]:
+    return [sys.executable, "-m", "summarize_cli", *args]
+
+
+def env_for(model) -> dict:
+    return {**os.environ, "SUMMARIZE_MODEL": str(model), "HF_HUB_OFFLINE": "1", "PYTHONUNBUFFERED": "1"}
+
+
+def test_cat_file_into_summarize(tiny_model, samples):
+    shell = f"cat {samples / 'harbour-ferry.txt'} | {' '.join(command(*FAST))}"
+    done = subprocess.run(shell, shell=True, capture_output=True, text=True, env=env_for(tiny_model), timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert len(done.stdout.splitlines()) == 1 and done.stdout.strip()
+    assert done.stderr == ""  # no progress bar (not a terminal), no library warnings
+
+
+def test_closed_stdout_ends_quietly(tiny_model, tmp_path):
+    for i in range(40):
+        (tmp_path / f"doc{i:02}.txt").write_text(f"Article number {i} about the ferry and the harbour.")
+    shell = f"{' '.join(command('-f', 'jsonl', *FAST, '--batch-size', '1', str(tmp_path)))} | head -n 1"
+    done = subprocess.run(
+        ["bash", "-c", "set -o pipefail; " + shell],
+        capture_output=True,
+        text=True,
+        env=env_for(tiny_model),
+        timeout=120,
+    )
+    assert json.loads(done.stdout)["source"].endswith("doc00.txt")
+    assert "Traceback" not in done.stderr and "BrokenPipe" not in done.stderr
+    assert done.returncode in (0, 141)
+
+
+@pytest.mark.parametrize(
+    ("sig", "code", "word"), [(signal.SIGINT, 130, "Interrupted"), (signal.SIGTERM, 143, "Terminated")]
+)
+def test_signal_stops_promptly_and_keeps_finished_summaries(tiny_model, tmp_path, sig, code, word):
+    feed = tmp_path / "feed.jsonl"
+    feed.write_text(
+        "".join(json.dumps({"id": f"d{i}", "text": f"Article {i} about the harbour."}) + "\n" for i in range(400))
+    )
+    proc = subprocess.Popen(
+        command(
+            "--stdin-format",
+            "jsonl",
+            "-f",
+            "jsonl",
+            "--batch-size",
+            "1",
+            "--max-length",
+            "40",
+            "--min-length",
+            "40",
+        ),
+        stdin=feed.open("rb"),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env_for(tiny_model),
+    )
+    first = proc.stdout.readline()
+    assert json.loads(first)["source"] == "d0"
+    proc.send_signal(sig)
+    started = time.monotonic()
+    rest, err = proc.communicate(timeout=60)
+    assert time.monotonic() - started < 10
+    assert proc.returncode == code
+    assert "Traceback" not in err
+    assert f"{word}:" in err and "summarised" in err
+    finished = [json.loads(line) for line in (first + rest).splitlines()]
+    assert 1 <= len(finished) < 400
+    assert [r["source"] for r in finished] == [f"d{i}" for i in range(len(finished))]
+
+
+def test_help_does_not_import_torch_or_transformers():
+    code = (
+        "import sys; from summarize_cli.cli import main; sys.argv=['summarize','--help'];\n"
+        "try: main()\nexcept SystemExit: pass\n"
+        "print(sorted(m for m in ('torch','transformers','ctranslate2') if m in sys.modules))"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert done.stdout.strip().splitlines()[-1] == "[]"
