@@ -51,6 +51,15 @@ class Dtype(str, Enum):
     float16 = "float16"
 
 
+class ComputeType(str, Enum):
+    auto = "auto"
+    int8 = "int8"
+    int8_float32 = "int8_float32"
+    float32 = "float32"
+    bfloat16 = "bfloat16"
+    int8_bfloat16 = "int8_bfloat16"
+
+
 class BackendName(str, Enum):
     auto = "auto"
     torch = "torch"
@@ -137,6 +146,10 @@ def summarize(
             rich_help_panel=MODEL,
         ),
     ] = Dtype.auto,
+    compute_type: Annotated[
+        ComputeType,
+        typer.Option(help="CTranslate2 precision (auto: int8 on CPU, bfloat16 on CUDA).", rich_help_panel=MODEL),
+    ] = ComputeType.auto,
     threads: Annotated[
         int | None, typer.Option(min=1, help="CPU threads (default: physical cores).", rich_help_panel=MODEL)
     ] = None,
@@ -262,6 +275,7 @@ def summarize(
         backend=backend.value,
         device=device,
         dtype=dtype.value,
+        compute_type=compute_type.value,
         offline=offline,
         threads=threads,
         batch_size=batch_size,

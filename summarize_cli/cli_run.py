@@ -54,16 +54,20 @@ class Run:
             return None
         return sum(isinstance(i, InputFile) for i in self.items)
 
-    def execute(self, *, model, backend, device, dtype, offline, threads, batch_size, long_mode, overrides) -> None:
+    def execute(
+        self, *, model, backend, device, dtype, compute_type, offline, threads, batch_size, long_mode, overrides
+    ) -> None:
         from summarize_cli.engine import load_engine
         from summarize_cli.pipeline import Summarizer
         from summarize_cli.settings import resolve
 
-        with self.console.status(f"Loading {model} ...", spinner="dots") if self.show_progress else _nothing():
-            engine = load_engine(model, backend, device, dtype, offline, threads)
+        with (
+            self.console.status(f"Loading {model} ...", spinner="dots") if self.show_progress else _nothing() as status
+        ):
+            engine = load_engine(model, backend, device, dtype, compute_type, offline, threads, on_status=status.update)
         settings = resolve(engine.source.path, overrides)
         run_info = {**engine.info(), "settings": settings.as_dict()}
-        for note in getattr(engine.backend, "notes", []):
+        for note in engine.backend.notes + engine.backend.check(settings):
             self.console.print(f"Warning: {note}", markup=False)
         if self.verbose:
             self._describe(engine, settings, batch_size or engine.default_batch_size)
@@ -169,6 +173,9 @@ class _RateColumn(ProgressColumn):
 class _nothing:
     def __enter__(self):
         return self
+
+    def update(self, *args, **kwargs) -> None:
+        pass
 
     def __exit__(self, *exc):
         return False

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from summarize_cli.backends import Backend
@@ -22,7 +23,9 @@ class Engine:
 
     @property
     def default_batch_size(self) -> int:
-        return 32 if self.backend.device.startswith("cuda") else 8
+        if self.backend.device.startswith("cuda"):
+            return 32
+        return 16 if self.backend.name == "ctranslate2" else 8
 
     def info(self) -> dict:
         return {
@@ -34,20 +37,81 @@ class Engine:
         }
 
 
+def choose_backend(requested: str, source: ModelSource, device: str) -> str:
+    """auto: ctranslate2 when installed and able to run this model on this device, else torch."""
+    from summarize_cli.backends import ct2_backend
+
+    if requested not in BACKENDS:
+        raise SettingsError(f"--backend must be one of {', '.join(BACKENDS)}")
+    if requested == "ctranslate2":
+        if not ct2_backend.available():
+            raise SettingsError("--backend ctranslate2 needs the ctranslate2 package: pip install ctranslate2")
+        if not ct2_backend.supports(source):
+            raise SettingsError(f"the ctranslate2 backend cannot run '{source.model_type}' models; use --backend torch")
+        return requested
+    if requested == "torch":
+        return requested
+    usable = ct2_backend.available() and ct2_backend.supports(source) and device != "mps"
+    return "ctranslate2" if usable else "torch"
+
+
 def load_engine(
     model: str,
     backend: str = "auto",
     device: str = "auto",
     dtype: str = "auto",
+    compute_type: str = "auto",
     offline: bool = False,
     threads: int | None = None,
+    on_status: Callable[[str], None] = lambda message: None,
 ) -> Engine:
-    """Resolve `model` and load it on the chosen backend."""
-    if backend not in BACKENDS:
-        raise SettingsError(f"--backend must be one of {', '.join(BACKENDS)}")
+    """Resolve `model` and load it on the chosen backend; `on_status` hears what is happening."""
     source = resolve_model(model, offline)
-    tokenizer = TextTokenizer.from_dir(source.path, source.config)
+    chosen = choose_backend(backend, source, device)
+    notes = []
+    if chosen == "ctranslate2":
+        if dtype != "auto":
+            notes.append(f"--dtype {dtype} applies to the torch backend; ctranslate2 uses --compute-type")
+        engine = _load_ct2(source, device, compute_type, threads, on_status)
+    else:
+        if compute_type != "auto":
+            notes.append(f"--compute-type {compute_type} applies to the ctranslate2 backend; torch uses --dtype")
+        engine = _load_torch(source, device, dtype, threads)
+    engine.backend.notes.extend(notes)
+    return engine
+
+
+def _load_torch(source: ModelSource, device: str, dtype: str, threads: int | None) -> Engine:
     from summarize_cli.backends.torch_backend import TorchBackend
 
+    tokenizer = TextTokenizer.from_dir(source.path, source.config)
     runner = TorchBackend(source, device, dtype, threads, eos_id=tokenizer.eos_id, pad_id=tokenizer.pad_id)
+    return Engine(source, runner, tokenizer)
+
+
+def _load_ct2(
+    source: ModelSource, device: str, compute_type: str, threads: int | None, on_status: Callable[[str], None]
+) -> Engine:
+    from summarize_cli.backends import ct2_backend
+
+    ct2_device, index = ct2_backend.pick_device(device)
+    precision = ct2_backend.pick_compute_type(compute_type, ct2_device, source.model_type)
+    folder = ct2_backend.converted_dir(source, precision)
+    if not ct2_backend.is_converted(folder):
+        on_status(f"Converting {source.name} for CTranslate2 ({precision}), once ...")
+        ct2_backend.convert(source, precision, folder)
+        on_status(f"Loading {source.name} ...")
+    tokenizer_file = folder / "tokenizer.json"
+    tokenizer = TextTokenizer.from_dir(source.path, source.config, tokenizer_file if tokenizer_file.is_file() else None)
+    runner = ct2_backend.CTranslate2Backend(
+        folder,
+        ct2_device,
+        index,
+        precision,
+        threads,
+        tokenizer.id_to_token,
+        tokenizer.token_to_id,
+        tokenizer.eos_id,
+        tokenizer.pad_id,
+    )
     return Engine(source, runner, tokenizer)

@@ -44,11 +44,11 @@ class TextTokenizer:
             self.model_max_length = 512
 
     @classmethod
-    def from_dir(cls, folder: Path, config: dict | None = None) -> TextTokenizer:
-        """Load tokenizer.json when the folder has one, else let transformers build the fast tokenizer."""
+    def from_dir(cls, folder: Path, config: dict | None = None, tokenizer_file: Path | None = None) -> TextTokenizer:
+        """Load tokenizer.json (or `tokenizer_file`), else let transformers build the fast tokenizer."""
         config = config if config is not None else _read_json(folder / "config.json")
         tokenizer_config = _read_json(folder / "tokenizer_config.json")
-        path = folder / "tokenizer.json"
+        path = tokenizer_file or folder / "tokenizer.json"
         if path.is_file():
             from tokenizers import Tokenizer
 

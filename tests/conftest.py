@@ -57,6 +57,14 @@ def build_tiny_t5(out: Path, corpus_texts: list[str], vocab_size: int = 1500) ->
     return out
 
 
+@pytest.fixture(scope="session", autouse=True)
+def private_cache(tmp_path_factory):
+    """Converted models and cached results go to a folder of this test session's own."""
+    folder = tmp_path_factory.mktemp("summarize-cache")
+    os.environ["SUMMARIZE_CACHE_DIR"] = str(folder)
+    return folder
+
+
 @pytest.fixture(scope="session")
 def tiny_model(tmp_path_factory) -> Path:
     texts = [p.read_text(encoding="utf-8") for p in sorted(SAMPLES.iterdir()) if p.is_file()]

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+from pathlib import Path
 from typing import Protocol
 
 from summarize_cli.settings import GenerationSettings
@@ -15,6 +17,10 @@ class Backend(Protocol):
     precision: str
     notes: list[str]
 
+    def check(self, settings: GenerationSettings) -> list[str]:
+        """Settings this backend cannot honour, as messages for the user."""
+        ...
+
     def generate(self, inputs: list[list[int]], settings: GenerationSettings) -> list[list[int]]: ...
 
 
@@ -27,3 +33,25 @@ def strip_special(ids: list[int], eos_id: int | None, pad_id: int | None) -> lis
         if token != pad_id:
             out.append(token)
     return out
+
+
+def physical_cores() -> int:
+    """Physical cores this process may use (hyper-threads add little to matrix work)."""
+    try:
+        usable = len(os.sched_getaffinity(0))
+    except AttributeError:
+        usable = os.cpu_count() or 1
+    cores: set[tuple[str, str]] = set()
+    try:
+        physical = core = ""
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            key, _, value = line.partition(":")
+            key, value = key.strip(), value.strip()
+            if key == "physical id":
+                physical = value
+            elif key == "core id":
+                core = value
+                cores.add((physical, core))
+    except OSError:
+        pass
+    return max(1, min(usable, len(cores) or usable))

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from summarize_cli.backends import strip_special
+from summarize_cli.backends import physical_cores, strip_special
 from summarize_cli.errors import ModelLoadError, SettingsError
 from summarize_cli.model_source import T5_FAMILY, ModelSource
 from summarize_cli.settings import GenerationSettings
@@ -71,6 +71,8 @@ class TorchBackend:
 
         if threads:
             torch.set_num_threads(threads)
+        elif not torch.cuda.is_available():
+            torch.set_num_threads(physical_cores())
         self.device = pick_device(device)
         self.precision = pick_dtype(dtype, self.device, source.model_type)
         self.notes: list[str] = []
@@ -82,6 +84,9 @@ class TorchBackend:
         self.model = model.to(self.device).eval()
         self.eos_id = eos_id
         self.pad_id = pad_id
+
+    def check(self, settings: GenerationSettings) -> list[str]:
+        return []
 
     def generate(self, inputs: list[list[int]], settings: GenerationSettings) -> list[list[int]]:
         torch = self._torch
@@ -109,6 +114,8 @@ def generate_kwargs(settings: GenerationSettings) -> dict:
         "min_new_tokens": settings.min_length,
         "max_new_tokens": settings.max_length,
         "no_repeat_ngram_size": settings.no_repeat_ngram_size,
+        # scores are log-probabilities again after constraints such as no-repeat, as in CTranslate2
+        "renormalize_logits": True,
     }
     if settings.num_beams > 1:
         kwargs.update(length_penalty=settings.length_penalty, early_stopping=settings.early_stopping)

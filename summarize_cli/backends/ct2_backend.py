@@ -1,0 +1,197 @@
+"""The CTranslate2 backend: the model converted once into a cache, then run without torch or transformers."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import tempfile
+from collections.abc import Callable
+from pathlib import Path
+
+from summarize_cli.backends import physical_cores, strip_special
+from summarize_cli.errors import ModelLoadError, SettingsError
+from summarize_cli.model_source import T5_FAMILY, ModelSource
+from summarize_cli.settings import GenerationSettings
+
+COMPUTE_TYPES = ("auto", "int8", "int8_float32", "float32", "bfloat16", "int8_bfloat16")
+# model_type values whose encoder-decoder CTranslate2's Transformers converter handles
+SUPPORTED_MODEL_TYPES = {"t5", "mt5", "umt5", "bart", "mbart", "pegasus", "marian", "m2m_100"}
+_DONE = "summarize-cli.json"
+
+
+def available() -> bool:
+    try:
+        import ctranslate2  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+def supports(source: ModelSource) -> bool:
+    return source.model_type in SUPPORTED_MODEL_TYPES
+
+
+def cuda_devices() -> int:
+    import ctranslate2
+
+    try:
+        return ctranslate2.get_cuda_device_count()
+    except RuntimeError:
+        return 0
+
+
+def pick_device(requested: str) -> tuple[str, int]:
+    """auto: CUDA when CTranslate2 sees a GPU, else CPU. Returns (device, index)."""
+    if requested == "auto":
+        return ("cuda", 0) if cuda_devices() else ("cpu", 0)
+    if requested == "cpu":
+        return "cpu", 0
+    if requested.startswith("cuda"):
+        index = int(requested.partition(":")[2] or 0)
+        if index >= cuda_devices():
+            raise SettingsError(f"--device {requested}: CTranslate2 sees {cuda_devices()} CUDA device(s) here")
+        return "cuda", index
+    raise SettingsError(f"--device {requested} is not supported by the ctranslate2 backend (use --backend torch)")
+
+
+def pick_compute_type(requested: str, device: str, model_type: str) -> str:
+    """auto: int8 on CPU; bfloat16 on CUDA when supported, else int8_float32. Never float16 for T5."""
+    import ctranslate2
+
+    if "float16" in requested and "bfloat16" not in requested and model_type in T5_FAMILY:
+        raise SettingsError(f"--compute-type {requested} is refused for {model_type}: T5 overflows float16")
+    supported = ctranslate2.get_supported_compute_types(device)
+    if requested == "auto":
+        if device == "cpu":
+            return "int8" if "int8" in supported else "float32"
+        return "bfloat16" if "bfloat16" in supported else "int8_float32"
+    if requested not in supported:
+        raise SettingsError(
+            f"--compute-type {requested} is not supported on {device} here (supported: {', '.join(sorted(supported))})"
+        )
+    return requested
+
+
+def cache_root() -> Path:
+    from platformdirs import user_cache_dir
+
+    return Path(os.environ.get("SUMMARIZE_CACHE_DIR") or user_cache_dir("summarize-cli")) / "ctranslate2"
+
+
+def converted_dir(source: ModelSource, compute_type: str) -> Path:
+    slug = re.sub(r"[^A-Za-z0-9._-]+", "--", source.name.strip("/"))[-80:]
+    return cache_root() / f"{slug}-{source.revision[:16]}-{compute_type}"
+
+
+def convert(source: ModelSource, compute_type: str, target: Path) -> None:
+    """Convert into a temporary folder beside `target`, then rename: a half-done conversion is never used."""
+    from summarize_cli.quiet import silence_transformers
+
+    silence_transformers()
+    target.parent.mkdir(parents=True, exist_ok=True)
+    work = Path(tempfile.mkdtemp(prefix=f".{target.name}.", dir=target.parent))
+    try:
+        from ctranslate2.converters import TransformersConverter
+
+        output = work / "model"
+        TransformersConverter(str(source.path), low_cpu_mem_usage=True).convert(
+            str(output), quantization=compute_type, force=True
+        )
+        if not (source.path / "tokenizer.json").is_file():
+            from summarize_cli.tokenizer import TextTokenizer
+
+            TextTokenizer.from_dir(source.path, source.config).save(output)
+        (output / _DONE).write_text(
+            json.dumps({"model": source.name, "revision": source.revision, "compute_type": compute_type})
+        )
+        try:
+            os.rename(output, target)
+        except OSError:
+            if not (target / _DONE).is_file():  # another process won the race if it finished
+                raise
+    except OSError as exc:
+        raise ModelLoadError(f"cannot convert '{source.name}' for CTranslate2 into {target}: {exc}") from None
+    except (ValueError, KeyError, NotImplementedError) as exc:
+        raise ModelLoadError(f"CTranslate2 cannot convert '{source.name}': {exc}") from None
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+
+def is_converted(folder: Path) -> bool:
+    return (folder / _DONE).is_file() and (folder / "model.bin").is_file()
+
+
+class CTranslate2Backend:
+    """Runs a converted model with ctranslate2.Translator; generate() takes and returns id lists."""
+
+    name = "ctranslate2"
+
+    def __init__(
+        self,
+        folder: Path,
+        device: str,
+        device_index: int,
+        compute_type: str,
+        threads: int | None,
+        id_to_token: Callable[[int], str],
+        token_to_id: Callable[[str], int | None],
+        eos_id: int | None,
+        pad_id: int,
+    ):
+        import ctranslate2
+
+        self._ct2 = ctranslate2
+        self.device = device if device == "cpu" else f"cuda:{device_index}"
+        self.precision = compute_type
+        self.notes: list[str] = []
+        self.threads = threads or physical_cores()
+        try:
+            self.translator = ctranslate2.Translator(
+                str(folder),
+                device=device,
+                device_index=device_index,
+                compute_type=compute_type,
+                intra_threads=self.threads if device == "cpu" else 0,
+            )
+        except (RuntimeError, ValueError) as exc:
+            raise ModelLoadError(f"cannot load the converted model in {folder}: {exc}") from None
+        self._id_to_token = id_to_token
+        self._token_to_id = token_to_id
+        self.eos_id, self.pad_id = eos_id, pad_id
+
+    def check(self, settings: GenerationSettings) -> list[str]:
+        """What this backend cannot honour, said instead of silently ignored."""
+        notes = []
+        if settings.do_sample and settings.num_beams > 1:
+            notes.append(
+                f"the ctranslate2 backend samples with one beam; --num-beams {settings.num_beams} "
+                "is not used with --do-sample (use --backend torch for beam sampling)"
+            )
+        if not settings.early_stopping and settings.num_beams > 1:
+            notes.append(
+                "the ctranslate2 backend always stops beam search once all beams are finished (early_stopping=True)"
+            )
+        return notes
+
+    def generate(self, inputs: list[list[int]], settings: GenerationSettings) -> list[list[int]]:
+        source = [[self._id_to_token(i) for i in ids] for ids in inputs]
+        options = {
+            "beam_size": 1 if settings.do_sample else settings.num_beams,
+            "length_penalty": settings.length_penalty,
+            "no_repeat_ngram_size": settings.no_repeat_ngram_size,
+            "min_decoding_length": settings.min_length,
+            "max_decoding_length": settings.max_length,
+            "max_input_length": 0,
+        }
+        if settings.do_sample:
+            options.update(
+                sampling_topk=settings.top_k, sampling_topp=settings.top_p, sampling_temperature=settings.temperature
+            )
+        if settings.seed is not None:
+            self._ct2.set_random_seed(settings.seed)
+        results = self.translator.translate_batch(source, **options)
+        return [
+            strip_special([self._token_to_id(t) for t in r.hypotheses[0]], self.eos_id, self.pad_id) for r in results
+        ]
