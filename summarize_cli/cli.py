@@ -105,6 +105,15 @@ def _version(value: bool) -> None:
         raise typer.Exit()
 
 
+def _clear_cache(value: bool) -> None:
+    if value:
+        from summarize_cli.cache import clear
+
+        path = clear()
+        stderr.print(f"Cleared the result cache ({path}).", markup=False)
+        raise typer.Exit()
+
+
 def _stdin_is_terminal() -> bool:
     try:
         return sys.stdin is None or sys.stdin.isatty()
@@ -211,6 +220,19 @@ def summarize(
             rich_help_panel=IO,
         ),
     ] = None,
+    skip_existing: Annotated[
+        bool,
+        typer.Option(
+            "--skip-existing", help="With -o: skip inputs whose summary file exists (resume a run).", rich_help_panel=IO
+        ),
+    ] = False,
+    no_cache: Annotated[
+        bool, typer.Option("--no-cache", help="Neither read nor write the result cache.", rich_help_panel=IO)
+    ] = False,
+    clear_cache: Annotated[
+        bool | None,
+        typer.Option("--clear-cache", callback=_clear_cache, is_eager=True, help="Empty the result cache and exit."),
+    ] = None,
     quiet: Annotated[bool, typer.Option("-q", "--quiet", help="No progress display.", rich_help_panel=IO)] = False,
     verbose: Annotated[
         bool,
@@ -255,9 +277,14 @@ def summarize(
     if inputs.count(STDIN) > 1:
         raise typer.BadParameter("stdin (-) can be given only once", param_hint="INPUTS")
 
+    if skip_existing and output_dir is None:
+        raise typer.BadParameter("needs -o/--output-dir", param_hint="--skip-existing")
     items = list(discover(inputs, include or DEFAULT_INCLUDE, exclude or ()))
+    existing = 0
     if output_dir is not None:
         _check_outputs(items, output_dir, fmt.value)
+        if skip_existing:
+            items, existing = _without_existing(items, output_dir, fmt.value)
 
     from summarize_cli.cli_run import Run
 
@@ -270,6 +297,8 @@ def summarize(
         show_progress=not quiet and stderr.is_terminal,
         verbose=verbose,
         console=stderr,
+        use_cache=not no_cache,
+        already_done=existing,
     ).execute(
         model=model,
         backend=backend.value,
@@ -305,6 +334,23 @@ def _check_outputs(items, output_dir: Path, fmt: str) -> None:
                 param_hint="--output-dir",
             )
         claimed[target] = item.display
+
+
+def _without_existing(items, output_dir: Path, fmt: str) -> tuple[list, int]:
+    """Drop inputs whose summary file is already there; return the rest and how many were dropped."""
+    from summarize_cli.sinks import output_path
+    from summarize_cli.sources import InputFile
+
+    kept = [
+        item
+        for item in items
+        if not (
+            isinstance(item, InputFile)
+            and item.path is not None
+            and output_path(output_dir, item.relpath, fmt).exists()
+        )
+    ]
+    return kept, len(items) - len(kept)
 
 
 def _on_sigterm(signum, frame):

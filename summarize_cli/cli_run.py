@@ -43,6 +43,8 @@ class Run:
     show_progress: bool
     verbose: bool
     console: Console
+    use_cache: bool = True
+    already_done: int = 0
     done: int = 0
     failures: list[Problem] = field(default_factory=list)
     skips: list[Problem] = field(default_factory=list)
@@ -71,10 +73,30 @@ class Run:
             self.console.print(f"Warning: {note}", markup=False)
         if self.verbose:
             self._describe(engine, settings, batch_size or engine.default_batch_size)
+        cache, warned = None, False
+        if self.use_cache:
+            from summarize_cli.cache import ResultCache
+
+            cache = ResultCache()
+            if cache.warning:
+                warned = True
+                self.console.print(f"Warning: {cache.warning}", markup=False)
         summarizer = Summarizer(
-            engine.backend, engine.tokenizer, settings, batch_size or engine.default_batch_size, long_mode
+            engine.backend,
+            engine.tokenizer,
+            settings,
+            batch_size or engine.default_batch_size,
+            long_mode,
+            cache=cache,
+            cache_context=engine.info(),
         )
-        self._stream(summarizer, run_info)
+        try:
+            self._stream(summarizer, run_info)
+        finally:
+            if cache is not None:
+                if cache.warning and not warned:  # the cache failed during the run
+                    self.console.print(f"Warning: {cache.warning}", markup=False)
+                cache.close()
 
     def _stream(self, summarizer, run_info: dict) -> None:
         from summarize_cli.sinks import DirectorySink, StdoutSink
@@ -138,6 +160,10 @@ class Run:
     def _report(self) -> None:
         if self.output_dir is not None:
             self.console.print(f"Wrote {self.done} summaries to {self.output_dir}.", markup=False)
+        if self.already_done:
+            self.console.print(
+                f"Skipped {self.already_done} input(s) whose summaries exist (--skip-existing).", markup=False
+            )
         if self.skips and (self.failures or self.done):
             self.console.print(f"{len(self.skips)} input(s) skipped.", markup=False)
         if self.failures:
@@ -145,7 +171,7 @@ class Run:
             for problem in self.failures:
                 self.console.print(f"  {problem.source}: {problem.reason}", markup=False)
             raise typer.Exit(EXIT_FAILED)
-        if self.done == 0:
+        if self.done == 0 and not self.already_done:
             self.console.print("Nothing was summarised.", markup=False)
             raise typer.Exit(EXIT_FAILED)
 

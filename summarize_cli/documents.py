@@ -37,6 +37,7 @@ class Result:
     truncated: bool = False
     warnings: list[str] = field(default_factory=list)
     unknown_share: float = 0.0
+    cached: bool = False
 
     @property
     def source(self) -> str:

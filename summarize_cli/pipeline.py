@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 
 from summarize_cli.backends import Backend
 from summarize_cli.batcher import length_batches
+from summarize_cli.cache import ResultCache, result_key
 from summarize_cli.chunker import split_tokens
 from summarize_cli.documents import Document, Problem, Result
 from summarize_cli.settings import GenerationSettings
@@ -30,6 +31,8 @@ class _Work:
     warnings: list[str] = field(default_factory=list)
     summary: str | None = None
     unknown_share: float = 0.0
+    cache_key: str | None = None
+    cached: bool = False
 
     def start_round(self, pieces: list[list[int]]) -> None:
         self.pieces = pieces
@@ -47,6 +50,8 @@ class Summarizer:
         batch_size: int = 8,
         long_mode: str = "chunk",
         window: int | None = None,
+        cache: ResultCache | None = None,
+        cache_context: dict | None = None,
     ):
         if long_mode not in LONG_MODES:
             raise ValueError(f"long_mode must be one of {LONG_MODES}")
@@ -56,6 +61,9 @@ class Summarizer:
         self.batch_size = max(1, batch_size)
         self.long_mode = long_mode
         self.window = window or max(4 * self.batch_size, 16)
+        sampling_unseeded = settings.do_sample and settings.seed is None
+        self.cache = None if sampling_unseeded else cache
+        self.cache_context = {**(cache_context or {}), "settings": settings.as_dict(), "long": long_mode}
         self.prefix_ids = tokenizer.encode(settings.prefix).ids if settings.prefix else []
         self.budget = tokenizer.model_max_length - tokenizer.special_count - len(self.prefix_ids)
         if self.budget < 16:
@@ -115,6 +123,20 @@ class Summarizer:
                 yield from ready()
 
     def _prepare(self, document: Document) -> _Work:
+        key = result_key(document.text, self.cache_context) if self.cache is not None else None
+        hit = self.cache.get(key) if key is not None else None
+        if hit is not None:
+            return _Work(
+                document,
+                hit["input_tokens"],
+                [],
+                hit["chunks"],
+                summary=hit["summary"],
+                truncated=hit["truncated"],
+                warnings=hit["warnings"],
+                unknown_share=hit["unknown_share"],
+                cached=True,
+            )
         encoded = self.tokenizer.encode(document.text)
         work = _Work(document, len(encoded.ids), [], 1, unknown_share=self.tokenizer.unknown_share(encoded.ids))
         if len(encoded.ids) <= self.budget:
@@ -129,6 +151,7 @@ class Summarizer:
             ranges = split_tokens(encoded, document.text, self.budget)
             work.chunks = len(ranges)
             work.start_round([encoded.ids[a:b] for a, b in ranges])
+        work.cache_key = key
         return work
 
     def _advance(self, work: _Work) -> None:
@@ -136,6 +159,18 @@ class Summarizer:
         texts = [self.tokenizer.decode(o or []) for o in work.outputs]
         if len(texts) == 1:
             work.summary = texts[0]
+            if self.cache is not None and work.cache_key is not None:
+                self.cache.put(
+                    work.cache_key,
+                    {
+                        "summary": work.summary,
+                        "input_tokens": work.input_tokens,
+                        "chunks": work.chunks,
+                        "truncated": work.truncated,
+                        "warnings": work.warnings,
+                        "unknown_share": work.unknown_share,
+                    },
+                )
             return
         joined = " ".join(t for t in texts if t)
         encoded = self.tokenizer.encode(joined)
@@ -163,4 +198,5 @@ class Summarizer:
             truncated=work.truncated,
             warnings=work.warnings,
             unknown_share=round(work.unknown_share, 4),
+            cached=work.cached,
         )

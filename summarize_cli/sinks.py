@@ -32,6 +32,7 @@ def record(result: Result, run_info: dict) -> dict:
         "truncated": result.truncated,
         "unknown_token_share": result.unknown_share,
         "seconds": result.seconds,
+        "cached": result.cached,
     }
 
 

@@ -17,7 +17,7 @@ from summarize_cli.errors import SettingsError
 from summarize_cli.model_source import resolve_model
 from summarize_cli.settings import GenerationSettings, resolve
 
-FAST = ["--max-length", "12", "--min-length", "2", "--num-beams", "2", "-q"]
+FAST = ["--max-length", "12", "--min-length", "2", "--num-beams", "2", "-q", "--no-cache"]
 
 
 def sample_inputs(engine, samples: Path) -> list[list[int]]:

@@ -11,7 +11,7 @@ from typer.testing import CliRunner
 from summarize_cli import cli
 from summarize_cli.cli import app
 
-FAST = ["--max-length", "12", "--min-length", "2", "--num-beams", "2", "-q"]
+FAST = ["--max-length", "12", "--min-length", "2", "--num-beams", "2", "-q", "--no-cache"]
 
 
 @pytest.fixture

@@ -75,9 +75,9 @@ def pick_compute_type(requested: str, device: str, model_type: str) -> str:
 
 
 def cache_root() -> Path:
-    from platformdirs import user_cache_dir
+    from summarize_cli.cache import cache_dir
 
-    return Path(os.environ.get("SUMMARIZE_CACHE_DIR") or user_cache_dir("summarize-cli")) / "ctranslate2"
+    return cache_dir() / "ctranslate2"
 
 
 def converted_dir(source: ModelSource, compute_type: str) -> Path:
@@ -147,13 +147,17 @@ class CTranslate2Backend:
         self.precision = compute_type
         self.notes: list[str] = []
         self.threads = threads or physical_cores()
+        # On CPU one single-threaded replica per core beats one replica using every core: decoding steps
+        # are too small to split well, so sub-batches run side by side instead.
+        self.replicas = self.threads if device == "cpu" else 1
         try:
             self.translator = ctranslate2.Translator(
                 str(folder),
                 device=device,
                 device_index=device_index,
                 compute_type=compute_type,
-                intra_threads=self.threads if device == "cpu" else 0,
+                intra_threads=1 if device == "cpu" else 0,
+                inter_threads=self.replicas,
             )
         except (RuntimeError, ValueError) as exc:
             raise ModelLoadError(f"cannot load the converted model in {folder}: {exc}") from None
@@ -184,6 +188,7 @@ class CTranslate2Backend:
             "min_decoding_length": settings.min_length,
             "max_decoding_length": settings.max_length,
             "max_input_length": 0,
+            "max_batch_size": -(-len(inputs) // self.replicas),
         }
         if settings.do_sample:
             options.update(

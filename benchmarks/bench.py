@@ -1,0 +1,161 @@
+#!/usr/bin/env python3
+"""Speed of `summarize` against the naive one-generate()-per-document loop, as whole processes.
+
+usage: python benchmarks/bench.py [--docs 16] [--repeat 1] [--work DIR] [--skip-naive]
+
+Uses ../shared/bench/ (make_model.py builds a random-weight model of t5-small's exact shape, corpus.jsonl
+holds news-length documents, baseline.py is the naive loop). Every variant summarises the same documents
+with the summary length forced equal (--min-length 60 --max-length 60) and the input truncated to 512
+tokens, and is timed from process start to exit (imports, model load and all documents). Prints a
+Markdown table; peak RSS is the process's maximum resident set size.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import shutil
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+SHARED = ROOT.parent / "shared" / "bench"
+OUT_TOKENS = 60
+
+
+def run_measured(cmd: list[str], stdin: Path | None = None, env: dict | None = None) -> tuple[float, float]:
+    """Wall time and this child's own peak RSS (os.wait4 reports it per child)."""
+    with open(stdin or os.devnull, "rb") as feed:
+        started = time.perf_counter()
+        proc = subprocess.Popen(cmd, stdin=feed, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=env)
+        err = proc.stderr.read()
+        _, status, usage = os.wait4(proc.pid, 0)
+        wall = time.perf_counter() - started
+    proc.returncode = os.waitstatus_to_exitcode(status)
+    if proc.returncode != 0:
+        sys.exit(f"failed ({proc.returncode}): {' '.join(cmd)}\n{err.decode(errors='replace')[-2000:]}")
+    return wall, usage.ru_maxrss / 1024
+
+
+def median_run(cmd, repeat, stdin=None, env=None) -> tuple[float, float]:
+    results = [run_measured(cmd, stdin, env) for _ in range(repeat)]
+    return statistics.median(r[0] for r in results), max(r[1] for r in results)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--docs", type=int, default=16)
+    parser.add_argument("--repeat", type=int, default=1)
+    parser.add_argument("--work", type=Path, default=ROOT / "bench-out")
+    parser.add_argument("--skip-naive", action="store_true", help="leave out the slow naive loop")
+    args = parser.parse_args()
+    if not SHARED.is_dir():
+        sys.exit(f"needs {SHARED} (make_model.py, corpus.jsonl, baseline.py)")
+    args.work.mkdir(parents=True, exist_ok=True)
+    model = args.work / "t5-small-random"
+    if not (model / "model.safetensors").is_file():
+        print("building the t5-small-shaped model ...", file=sys.stderr)
+        subprocess.run(
+            [sys.executable, str(SHARED / "make_model.py"), str(SHARED / "corpus.jsonl"), str(model), "small"],
+            check=True,
+            capture_output=True,
+        )
+    corpus = args.work / f"corpus-{args.docs}.jsonl"
+    lines = (SHARED / "corpus.jsonl").read_text(encoding="utf-8").splitlines()[: args.docs]
+    corpus.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    docs = [json.loads(line) for line in lines]
+    one = min(docs, key=lambda d: abs(len(d["text"].split()) - 650))
+    article = args.work / "one-article.txt"
+    article.write_text(one["text"], encoding="utf-8")
+
+    env = {**os.environ, "SUMMARIZE_CACHE_DIR": str(args.work / "cache"), "HF_HUB_OFFLINE": "1"}
+    shutil.rmtree(args.work / "cache", ignore_errors=True)
+    summarize = [sys.executable, "-m", "summarize_cli", "-m", str(model), "-q"]
+    forced = ["--min-length", str(OUT_TOKENS), "--max-length", str(OUT_TOKENS), "--long", "truncate"]
+    batch = [*summarize, *forced, "--stdin-format", "jsonl", "-f", "jsonl", "--no-cache"]
+
+    started = time.perf_counter()
+    run_measured([*summarize, str(article), "--max-length", "5", "--no-cache"], env=env)  # convert once
+    conversion = time.perf_counter() - started
+
+    rows = []
+    for beams in (4, 1):
+        variants = {}
+        if not args.skip_naive:
+            naive_env = {**env, "BEAMS": str(beams), "N": str(args.docs), "OUT_TOKENS": str(OUT_TOKENS)}
+            variants["naive loop (baseline.py naive)"] = [
+                sys.executable,
+                str(SHARED / "baseline.py"),
+                str(model),
+                str(corpus),
+                "naive",
+            ]
+        variants["summarize --backend torch"] = [*batch, "--num-beams", str(beams), "--backend", "torch"]
+        variants["summarize (default: ctranslate2 int8)"] = [*batch, "--num-beams", str(beams)]
+        base = None
+        for name, cmd in variants.items():
+            run_env = naive_env if "baseline" in cmd[1] else env
+            wall, rss = median_run(cmd, args.repeat, None if "baseline" in cmd[1] else corpus, run_env)
+            rate = args.docs / wall
+            base = base or (rate if name.startswith("naive") else None)
+            ratio = f"{rate / base:.1f}x" if base else "n/a"
+            rows.append(
+                (
+                    f"{args.docs} docs, {beams} beam{'s' if beams > 1 else ''}",
+                    name,
+                    f"{wall:.1f} s",
+                    f"{rate:.2f}",
+                    ratio,
+                    f"{rss:.0f}",
+                )
+            )
+            print(rows[-1], file=sys.stderr)
+
+    one_off = [*summarize, str(article), "--min-length", str(OUT_TOKENS), "--max-length", str(OUT_TOKENS), "--no-cache"]
+    for name, cmd in (
+        ("one-off, 650 words, map-reduce (default)", one_off),
+        ("one-off, 650 words, --long truncate", [*one_off, "--long", "truncate"]),
+        ("summarize --help", [sys.executable, "-m", "summarize_cli", "--help"]),
+    ):
+        wall, rss = median_run(cmd, max(args.repeat, 3), env=env)
+        rows.append(("single process", name, f"{wall:.2f} s", "", "", f"{rss:.0f}"))
+        print(rows[-1], file=sys.stderr)
+
+    print(f"Machine: {platform.machine()}, {os.cpu_count()} CPUs ({_cpu_name()}), Python {platform.python_version()}")
+    print(f"Versions: {_versions()}")
+    print(f"One-time CTranslate2 conversion of the model (int8): {conversion:.1f} s\n")
+    print("| workload | variant | wall time | docs/s | vs naive | peak RSS (MB) |")
+    print("| --- | --- | --- | --- | --- | --- |")
+    for row in rows:
+        print("| " + " | ".join(row) + " |")
+
+
+def _cpu_name() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or "unknown CPU"
+
+
+def _versions() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    parts = []
+    for name in ("torch", "transformers", "ctranslate2", "tokenizers"):
+        try:
+            parts.append(f"{name} {version(name)}")
+        except PackageNotFoundError:
+            parts.append(f"{name} missing")
+    return ", ".join(parts)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,100 @@
+"""Result cache: summaries kept in SQLite, keyed by the text and everything that shapes its summary."""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import os
+import sqlite3
+from pathlib import Path
+
+from summarize_cli import __version__
+
+
+def cache_dir() -> Path:
+    """The folder for converted models and cached results (SUMMARIZE_CACHE_DIR overrides)."""
+    from platformdirs import user_cache_dir
+
+    return Path(os.environ.get("SUMMARIZE_CACHE_DIR") or user_cache_dir("summarize-cli"))
+
+
+def results_path() -> Path:
+    return cache_dir() / "results.sqlite3"
+
+
+class ResultCache:
+    """get/put by key; any SQLite trouble (corrupt, locked, read-only) turns the cache off with a warning."""
+
+    def __init__(self, path: Path | None = None):
+        self.path = path or results_path()
+        self.warning: str | None = None
+        self._db: sqlite3.Connection | None = None
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            db = sqlite3.connect(self.path, timeout=2.0, isolation_level=None)
+            db.execute("PRAGMA journal_mode=WAL")
+            db.execute("PRAGMA synchronous=NORMAL")
+            db.execute("CREATE TABLE IF NOT EXISTS results (key TEXT PRIMARY KEY, value TEXT NOT NULL)")
+            self._db = db
+        except (sqlite3.Error, OSError) as exc:
+            self._disable(exc)
+
+    @property
+    def enabled(self) -> bool:
+        return self._db is not None
+
+    def _disable(self, exc: Exception) -> None:
+        self.warning = f"the result cache at {self.path} is unusable ({exc}); continuing without it"
+        if self._db is not None:
+            with contextlib.suppress(sqlite3.Error):
+                self._db.close()
+        self._db = None
+
+    def get(self, key: str) -> dict | None:
+        if self._db is None:
+            return None
+        try:
+            row = self._db.execute("SELECT value FROM results WHERE key = ?", (key,)).fetchone()
+        except sqlite3.Error as exc:
+            self._disable(exc)
+            return None
+        try:
+            return json.loads(row[0]) if row else None
+        except ValueError:
+            return None
+
+    def put(self, key: str, value: dict) -> None:
+        if self._db is None:
+            return
+        try:
+            self._db.execute(
+                "INSERT OR REPLACE INTO results (key, value) VALUES (?, ?)",
+                (key, json.dumps(value, ensure_ascii=False)),
+            )
+        except sqlite3.Error as exc:
+            self._disable(exc)
+
+    def close(self) -> None:
+        if self._db is not None:
+            with contextlib.suppress(sqlite3.Error):
+                self._db.close()
+            self._db = None
+
+
+def result_key(text: str, context: dict) -> str:
+    """sha256 of the text and of the run context (model, revision, backend, precision, settings, version)."""
+    digest = hashlib.sha256()
+    digest.update(json.dumps({**context, "tool_version": __version__}, sort_keys=True).encode())
+    digest.update(b"\0")
+    digest.update(text.encode("utf-8", "surrogatepass"))
+    return digest.hexdigest()
+
+
+def clear() -> Path:
+    """Delete the cached results (converted models are kept)."""
+    path = results_path()
+    for suffix in ("", "-wal", "-shm"):
+        with contextlib.suppress(FileNotFoundError):
+            Path(str(path) + suffix).unlink()
+    return path
