@@ -36,7 +36,7 @@ def split_tokens(encoded: Encoded, text: str, budget: int) -> list[tuple[int, in
     total = len(encoded.ids)
     if total <= budget:
         return [(0, total)]
-    token_starts = [s for s, _ in encoded.offsets]
+    token_starts = encoded.starts
     boundaries = sorted({bisect.bisect_left(token_starts, c) for c in sentence_starts(text)} - {0, total})
     ranges = []
     start = 0

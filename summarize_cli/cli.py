@@ -34,6 +34,15 @@ class Format(str, Enum):
     markdown = "markdown"
 
 
+class InputFormat(str, Enum):
+    auto = "auto"
+    text = "text"
+    html = "html"
+    markdown = "markdown"
+    pdf = "pdf"
+    docx = "docx"
+
+
 class StdinFormat(str, Enum):
     text = "text"
     jsonl = "jsonl"
@@ -196,7 +205,10 @@ def summarize(
     ] = None,
     include: Annotated[
         list[str] | None,
-        typer.Option(help="Glob of files to take from folders (repeatable; default *.txt, *.md).", rich_help_panel=IO),
+        typer.Option(
+            help="Glob of files to take from folders (repeatable; default: every supported extension).",
+            rich_help_panel=IO,
+        ),
     ] = None,
     exclude: Annotated[
         list[str] | None,
@@ -206,6 +218,10 @@ def summarize(
         StdinFormat,
         typer.Option(help='text: stdin is one document; jsonl: one {"text", "id"} per line.', rich_help_panel=IO),
     ] = StdinFormat.text,
+    input_format: Annotated[
+        InputFormat,
+        typer.Option(help="How to read inputs (auto: by extension; stdin: text).", rich_help_panel=IO),
+    ] = InputFormat.auto,
     max_input_bytes: Annotated[
         int, typer.Option(min=1, help="Refuse inputs larger than this.", rich_help_panel=IO)
     ] = 20_000_000,
@@ -298,6 +314,7 @@ def summarize(
         verbose=verbose,
         console=stderr,
         use_cache=not no_cache,
+        input_format=input_format.value,
         already_done=existing,
     ).execute(
         model=model,

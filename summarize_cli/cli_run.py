@@ -21,9 +21,10 @@ from rich.progress import (
     TimeRemainingColumn,
 )
 
-from summarize_cli.documents import Problem
+from summarize_cli.documents import Problem, Result
 from summarize_cli.sources import InputFile
 
+UNKNOWN_WARNING_SHARE = 0.1  # above this share of unknown-token text, the model cannot read the language
 EXIT_OK, EXIT_FAILED, EXIT_SIGPIPE, EXIT_SIGINT, EXIT_SIGTERM = 0, 1, 141, 130, 143
 
 
@@ -44,10 +45,13 @@ class Run:
     verbose: bool
     console: Console
     use_cache: bool = True
+    input_format: str = "auto"
     already_done: int = 0
     done: int = 0
     failures: list[Problem] = field(default_factory=list)
     skips: list[Problem] = field(default_factory=list)
+    unreadable: list[Result] = field(default_factory=list)
+    model_name: str = ""
 
     @property
     def total(self) -> int | None:
@@ -68,6 +72,7 @@ class Run:
         ):
             engine = load_engine(model, backend, device, dtype, compute_type, offline, threads, on_status=status.update)
         settings = resolve(engine.source.path, overrides)
+        self.model_name = engine.source.name
         run_info = {**engine.info(), "settings": settings.as_dict()}
         for note in engine.backend.notes + engine.backend.check(settings):
             self.console.print(f"Warning: {note}", markup=False)
@@ -108,7 +113,7 @@ class Run:
             several = None if self.total is None else len(self.items) > 1  # as `head` does, failures count
             sink = StdoutSink(sys.stdout, self.fmt, run_info, several=several)
         stdin = sys.stdin.buffer if sys.stdin is not None and hasattr(sys.stdin, "buffer") else None
-        documents = read_documents(self.items, stdin, self.stdin_format, self.max_input_bytes)
+        documents = read_documents(self.items, stdin, self.stdin_format, self.max_input_bytes, self.input_format)
         progress = Progress(
             SpinnerColumn(),
             TextColumn("[progress.description]{task.description}"),
@@ -131,6 +136,8 @@ class Run:
                     else:
                         sink.write(out)
                         self.done += 1
+                        if out.unknown_share > UNKNOWN_WARNING_SHARE:
+                            self.unreadable.append(out)
                         for warning in out.warnings:
                             self.console.print(f"Warning: {warning}", markup=False)
                     progress.advance(task)
@@ -158,6 +165,15 @@ class Run:
         self.console.print(f"{how}: {self.done} summarised{left}.", markup=False)
 
     def _report(self) -> None:
+        if self.unreadable:
+            names = ", ".join(f"{r.source} ({r.unknown_share:.0%})" for r in self.unreadable[:5])
+            more = f" and {len(self.unreadable) - 5} more" if len(self.unreadable) > 5 else ""
+            self.console.print(
+                f"Warning: {len(self.unreadable)} document(s) are mostly text that {self.model_name} cannot read "
+                f"(share of unknown-token text: {names}{more}); their summaries will be poor. For Chinese and "
+                "other languages use a multilingual model, e.g. -m csebuetnlp/mT5_multilingual_XLSum.",
+                markup=False,
+            )
         if self.output_dir is not None:
             self.console.print(f"Wrote {self.done} summaries to {self.output_dir}.", markup=False)
         if self.already_done:

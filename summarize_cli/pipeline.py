@@ -138,7 +138,9 @@ class Summarizer:
                 cached=True,
             )
         encoded = self.tokenizer.encode(document.text)
-        work = _Work(document, len(encoded.ids), [], 1, unknown_share=self.tokenizer.unknown_share(encoded.ids))
+        work = _Work(
+            document, len(encoded.ids), [], 1, unknown_share=self.tokenizer.unknown_share(encoded, document.text)
+        )
         if len(encoded.ids) <= self.budget:
             work.start_round([encoded.ids])
         elif self.long_mode == "truncate":

@@ -11,11 +11,12 @@ from fnmatch import fnmatch
 from pathlib import Path, PurePosixPath
 from typing import BinaryIO
 
-from summarize_cli.decoding import decode_bytes, has_content
+from summarize_cli.decoding import has_content
 from summarize_cli.documents import Document, Problem
 from summarize_cli.errors import InputError, SkippedInput
+from summarize_cli.formats import DEFAULT_INCLUDE, detect, extract
 
-DEFAULT_INCLUDE = ("*.txt", "*.md")
+__all__ = ["DEFAULT_INCLUDE", "InputFile", "discover", "read_documents"]
 DEFAULT_MAX_INPUT_BYTES = 20_000_000
 STDIN = "-"
 STDIN_NAME = "<stdin>"
@@ -123,6 +124,7 @@ def read_documents(
     stdin: BinaryIO | None = None,
     stdin_format: str = "text",
     max_input_bytes: int = DEFAULT_MAX_INPUT_BYTES,
+    input_format: str = "auto",
 ) -> Iterator[Document | Problem]:
     """Read and decode each input when it is reached, so only one text is held at a time."""
     for item in items:
@@ -132,12 +134,12 @@ def read_documents(
             yield from read_jsonl(stdin, max_input_bytes)
         else:
             try:
-                yield _read_one(item, stdin, max_input_bytes)
+                yield _read_one(item, stdin, max_input_bytes, input_format)
             except InputError as exc:
                 yield Problem(item.display, str(exc), skipped=exc.skipped)
 
 
-def _read_one(item: InputFile, stdin: BinaryIO | None, max_input_bytes: int) -> Document:
+def _read_one(item: InputFile, stdin: BinaryIO | None, max_input_bytes: int, input_format: str) -> Document:
     try:
         if item.path is None:
             if stdin is None:
@@ -152,7 +154,7 @@ def _read_one(item: InputFile, stdin: BinaryIO | None, max_input_bytes: int) -> 
         raise InputError(f"larger than --max-input-bytes ({max_input_bytes:,} bytes)")
     if not data.strip(_BLANK_BYTES):
         raise SkippedInput("empty (only whitespace or control characters)")
-    text = decode_bytes(data)
+    text = extract(data, detect(None if item.path is None else item.path.name, input_format))
     return _document(item.display, text, item.relpath, item.path)
 
 

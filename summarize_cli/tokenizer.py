@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import re
+from array import array
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -14,10 +15,11 @@ _PIECE_CHARS = 100_000  # long texts are encoded in pieces so memory stays bound
 
 @dataclass
 class Encoded:
-    """Token ids and, for each, its (start, end) character span in the text."""
+    """Token ids and, for each, the start and end of its character span in the text (compact arrays)."""
 
-    ids: list[int]
-    offsets: list[tuple[int, int]]
+    ids: array
+    starts: array
+    ends: array
 
 
 class TextTokenizer:
@@ -74,20 +76,20 @@ class TextTokenizer:
 
     def encode(self, text: str) -> Encoded:
         """Ids and offsets of `text` without special tokens; long texts are encoded piece by piece."""
-        ids: list[int] = []
-        offsets: list[tuple[int, int]] = []
+        ids, starts, ends = array("l"), array("l"), array("l")
         for base, piece in _pieces(text):
             encoding = self._tok.encode(piece, add_special_tokens=False)
             ids.extend(encoding.ids)
-            offsets.extend((base + s, base + e) for s, e in encoding.offsets)
-        return Encoded(ids, offsets)
+            starts.extend(base + s for s, _ in encoding.offsets)
+            ends.extend(base + e for _, e in encoding.offsets)
+        return Encoded(ids, starts, ends)
 
     def count(self, text: str) -> int:
         return len(self.encode(text).ids)
 
-    def wrap(self, prefix_ids: list[int], ids: list[int]) -> list[int]:
+    def wrap(self, prefix_ids: list[int], ids) -> list[int]:
         """The model input: special tokens around the prefix and the text."""
-        return self.front + prefix_ids + ids + self.back
+        return self.front + list(prefix_ids) + list(ids) + self.back
 
     def decode(self, ids: list[int]) -> str:
         text = self._tok.decode(ids, skip_special_tokens=True)
@@ -101,10 +103,21 @@ class TextTokenizer:
     def token_to_id(self, token: str) -> int | None:
         return self._tok.token_to_id(token)
 
-    def unknown_share(self, ids: list[int]) -> float:
-        if not ids or self.unk_id is None:
+    def unknown_share(self, encoded: Encoded, text: str) -> float:
+        """The share of the text's visible characters that the tokenizer maps to the unknown token."""
+        if self.unk_id is None or not encoded.ids:
             return 0.0
-        return sum(1 for i in ids if i == self.unk_id) / len(ids)
+        unknown = sum(
+            _visible(text[s:e])
+            for i, s, e in zip(encoded.ids, encoded.starts, encoded.ends, strict=True)
+            if i == self.unk_id
+        )
+        total = _visible(text)
+        return unknown / total if total else 0.0
+
+
+def _visible(text: str) -> int:
+    return len(text) - sum(1 for ch in text if ch.isspace())
 
 
 def _pieces(text: str):

@@ -122,7 +122,7 @@ def test_every_chunk_fits_and_cuts_fall_on_sentence_starts(tokenizer):
     assert all(b - a <= 100 for a, b in ranges)
     assert all(r1[1] == r2[0] for r1, r2 in zip(ranges, ranges[1:], strict=False))
     for _, end in ranges[:-1]:
-        assert text[encoded.offsets[end][0] :].startswith("Sentence")
+        assert text[encoded.starts[end] :].startswith("Sentence")
 
 
 def test_sentence_longer_than_the_budget_is_cut_at_tokens(tokenizer):

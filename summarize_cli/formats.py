@@ -1,0 +1,146 @@
+"""Extract the prose of HTML, Markdown, PDF and Word files; plain text passes through."""
+
+from __future__ import annotations
+
+import io
+import re
+from pathlib import Path
+
+from summarize_cli.decoding import decode_bytes
+from summarize_cli.errors import InputError, SkippedInput
+
+INPUT_FORMATS = ("auto", "text", "html", "markdown", "pdf", "docx")
+EXTENSIONS = {
+    ".txt": "text",
+    ".text": "text",
+    ".md": "markdown",
+    ".markdown": "markdown",
+    ".html": "html",
+    ".htm": "html",
+    ".xhtml": "html",
+    ".pdf": "pdf",
+    ".docx": "docx",
+}
+DEFAULT_INCLUDE = tuple(f"*{ext}" for ext in (".txt", ".md", ".markdown", ".html", ".htm", ".pdf", ".docx"))
+EXTRA = "pip install 'summarize-cli[formats]'"
+
+
+class MissingExtra(SkippedInput):
+    """A parser library is not installed."""
+
+
+def detect(name: str | None, requested: str = "auto") -> str:
+    """The format to read `name` as: the requested one, else by extension, else text."""
+    if requested != "auto":
+        return requested
+    if name:
+        return EXTENSIONS.get(Path(name).suffix.lower(), "text")
+    return "text"
+
+
+def extract(data: bytes, fmt: str) -> str:
+    """The document's prose as plain text."""
+    if fmt == "pdf":
+        return pdf_text(data)
+    if fmt == "docx":
+        return docx_text(data)
+    text = decode_bytes(data)
+    if fmt == "html":
+        return html_text(text)
+    if fmt == "markdown":
+        return markdown_text(text)
+    return text
+
+
+def html_text(html: str) -> str:
+    """The main article text, without menus, scripts, styles or footers (trafilatura)."""
+    try:
+        import trafilatura
+    except ImportError:
+        raise MissingExtra(f"reading HTML needs trafilatura: {EXTRA}") from None
+    text = trafilatura.extract(html, include_comments=False, include_tables=False, favor_recall=True)
+    if not text:
+        raise SkippedInput("no article text found in the HTML")
+    return text
+
+
+def markdown_text(source: str) -> str:
+    """Prose of a Markdown document: headings and paragraphs as lines, link text kept, code dropped."""
+    from markdown_it import MarkdownIt
+
+    tokens = MarkdownIt("commonmark").enable("table").parse(source)
+    blocks: list[str] = []
+    row: list[str] = []
+    in_table = False
+    for token in tokens:
+        if token.type == "table_open":
+            in_table = True
+        elif token.type == "table_close":
+            in_table = False
+        elif token.type == "tr_close" and row:
+            blocks.append(", ".join(row) + ".")
+            row = []
+        elif token.type == "inline":
+            text = _inline_text(token)
+            if not text:
+                continue
+            if in_table:
+                row.append(text)
+            else:
+                blocks.append(text)
+    return "\n\n".join(blocks)
+
+
+def _inline_text(token) -> str:
+    parts = []
+    for child in token.children or []:
+        if child.type in ("text", "code_inline"):
+            parts.append(child.content)
+        elif child.type in ("softbreak", "hardbreak"):
+            parts.append(" ")
+    return re.sub(r"\s+", " ", "".join(parts)).strip()
+
+
+def pdf_text(data: bytes) -> str:
+    """Text of every page in order (pypdf); a PDF without text (scanned images) is skipped."""
+    try:
+        from pypdf import PdfReader
+        from pypdf.errors import PdfReadError
+    except ImportError:
+        raise MissingExtra(f"reading PDF needs pypdf: {EXTRA}") from None
+    try:
+        reader = PdfReader(io.BytesIO(data))
+        if reader.is_encrypted and not reader.decrypt(""):
+            raise InputError("encrypted PDF (needs a password)")
+        pages = [page.extract_text() or "" for page in reader.pages]
+    except InputError:
+        raise
+    except (PdfReadError, ValueError, KeyError, TypeError, AttributeError, IndexError, OSError) as exc:
+        raise InputError(f"corrupt or unreadable PDF ({exc})") from None
+    except Exception as exc:  # noqa: BLE001 - pypdf raises many kinds of errors on broken files
+        if type(exc).__module__.startswith(("pypdf", "cryptography")):
+            raise InputError(f"corrupt or unreadable PDF ({exc})") from None
+        raise
+    text = "\n\n".join(p.strip() for p in pages if p.strip())
+    if not text:
+        raise SkippedInput("PDF has no extractable text (scanned images?); run OCR first")
+    return text
+
+
+def docx_text(data: bytes) -> str:
+    """Paragraphs of a Word document in order (python-docx)."""
+    try:
+        import docx
+    except ImportError:
+        raise MissingExtra(f"reading DOCX needs python-docx: {EXTRA}") from None
+    import zipfile
+
+    try:
+        document = docx.Document(io.BytesIO(data))
+    except (zipfile.BadZipFile, KeyError, ValueError, OSError) as exc:
+        raise InputError(f"corrupt or unreadable DOCX ({exc})") from None
+    except Exception as exc:  # noqa: BLE001 - python-docx and lxml raise their own errors on broken files
+        if type(exc).__module__.startswith(("docx", "lxml")):
+            raise InputError(f"corrupt or unreadable DOCX ({exc})") from None
+        raise
+    return "\n\n".join(p.text.strip() for p in document.paragraphs if p.text.strip())
