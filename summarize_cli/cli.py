@@ -14,6 +14,8 @@ import typer
 from rich.console import Console
 
 from summarize_cli import __version__
+from summarize_cli import cli_options as opt
+from summarize_cli.cli_options import IO
 from summarize_cli.cli_run import Terminated
 from summarize_cli.errors import SummarizeError
 
@@ -46,33 +48,6 @@ class InputFormat(str, Enum):
 class StdinFormat(str, Enum):
     text = "text"
     jsonl = "jsonl"
-
-
-class LongMode(str, Enum):
-    chunk = "chunk"
-    truncate = "truncate"
-
-
-class Dtype(str, Enum):
-    auto = "auto"
-    float32 = "float32"
-    bfloat16 = "bfloat16"
-    float16 = "float16"
-
-
-class ComputeType(str, Enum):
-    auto = "auto"
-    int8 = "int8"
-    int8_float32 = "int8_float32"
-    float32 = "float32"
-    bfloat16 = "bfloat16"
-    int8_bfloat16 = "int8_bfloat16"
-
-
-class BackendName(str, Enum):
-    auto = "auto"
-    torch = "torch"
-    ctranslate2 = "ctranslate2"
 
 
 def handle_errors(command):
@@ -130,11 +105,6 @@ def _stdin_is_terminal() -> bool:
         return True
 
 
-GEN = "Generation (each overrides the model's own default)"
-IO = "Inputs and outputs"
-MODEL = "Model and device"
-
-
 @app.command()
 @handle_errors
 def summarize(
@@ -142,67 +112,26 @@ def summarize(
         list[str] | None,
         typer.Argument(help="Files, folders (walked recursively) or - for stdin. Default: stdin.", show_default=False),
     ] = None,
-    model: Annotated[
-        str,
-        typer.Option(
-            "-m",
-            "--model",
-            envvar="SUMMARIZE_MODEL",
-            help="Hugging Face id or local model folder.",
-            rich_help_panel=MODEL,
-        ),
-    ] = "t5-small",
-    backend: Annotated[BackendName, typer.Option(help="Inference backend.", rich_help_panel=MODEL)] = BackendName.auto,
-    device: Annotated[
-        str,
-        typer.Option(help="auto, cpu, cuda, cuda:N or mps (auto: CUDA, then MPS, then CPU).", rich_help_panel=MODEL),
-    ] = "auto",
-    dtype: Annotated[
-        Dtype,
-        typer.Option(
-            help="Torch weights precision (auto: bfloat16 on capable CUDA, else float32).",
-            rich_help_panel=MODEL,
-        ),
-    ] = Dtype.auto,
-    compute_type: Annotated[
-        ComputeType,
-        typer.Option(help="CTranslate2 precision (auto: int8 on CPU, bfloat16 on CUDA).", rich_help_panel=MODEL),
-    ] = ComputeType.auto,
-    threads: Annotated[
-        int | None, typer.Option(min=1, help="CPU threads (default: physical cores).", rich_help_panel=MODEL)
-    ] = None,
-    offline: Annotated[
-        bool,
-        typer.Option("--offline", help="Never touch the network (same as HF_HUB_OFFLINE=1).", rich_help_panel=MODEL),
-    ] = False,
-    batch_size: Annotated[
-        int | None,
-        typer.Option(min=1, help="Documents per batch (default: 8 on CPU, 32 on CUDA).", rich_help_panel=MODEL),
-    ] = None,
-    long: Annotated[
-        LongMode,
-        typer.Option(help="Documents over the input limit: map-reduce chunks, or truncate.", rich_help_panel=MODEL),
-    ] = LongMode.chunk,
-    num_beams: Annotated[int | None, typer.Option(help="Beam search width.", rich_help_panel=GEN)] = None,
-    do_sample: Annotated[
-        bool | None,
-        typer.Option("--do-sample/--no-sample", help="Sample instead of searching.", rich_help_panel=GEN),
-    ] = None,
-    temperature: Annotated[float | None, typer.Option(help="Sampling temperature (> 0).", rich_help_panel=GEN)] = None,
-    top_p: Annotated[float | None, typer.Option(help="Nucleus sampling mass, in (0, 1].", rich_help_panel=GEN)] = None,
-    top_k: Annotated[int | None, typer.Option(help="Sample from the k likeliest tokens.", rich_help_panel=GEN)] = None,
-    min_length: Annotated[int | None, typer.Option(help="Shortest summary, in tokens.", rich_help_panel=GEN)] = None,
-    max_length: Annotated[int | None, typer.Option(help="Longest summary, in tokens.", rich_help_panel=GEN)] = None,
-    length_penalty: Annotated[
-        float | None, typer.Option(help="> 1 favours longer beams, < 1 shorter.", rich_help_panel=GEN)
-    ] = None,
-    no_repeat_ngram_size: Annotated[
-        int | None, typer.Option(help="Never repeat an n-gram of this size (0: off).", rich_help_panel=GEN)
-    ] = None,
-    seed: Annotated[int | None, typer.Option(help="Random seed: same seed, same output.", rich_help_panel=GEN)] = None,
-    prefix: Annotated[
-        str | None, typer.Option(help="Text put before each input (t5: 'summarize: ').", rich_help_panel=GEN)
-    ] = None,
+    model: opt.Model = "t5-small",
+    backend: opt.Backend = opt.BackendName.auto,
+    device: opt.Device = "auto",
+    dtype: opt.DtypeOpt = opt.Dtype.auto,
+    compute_type: opt.ComputeTypeOpt = opt.ComputeType.auto,
+    threads: opt.Threads = None,
+    offline: opt.Offline = False,
+    batch_size: opt.BatchSize = None,
+    long: opt.Long = opt.LongMode.chunk,
+    num_beams: opt.NumBeams = None,
+    do_sample: opt.DoSample = None,
+    temperature: opt.Temperature = None,
+    top_p: opt.TopP = None,
+    top_k: opt.TopK = None,
+    min_length: opt.MinLength = None,
+    max_length: opt.MaxLength = None,
+    length_penalty: opt.LengthPenalty = None,
+    no_repeat_ngram_size: opt.NoRepeat = None,
+    seed: opt.Seed = None,
+    prefix: opt.Prefix = None,
     include: Annotated[
         list[str] | None,
         typer.Option(
@@ -249,11 +178,8 @@ def summarize(
         bool | None,
         typer.Option("--clear-cache", callback=_clear_cache, is_eager=True, help="Empty the result cache and exit."),
     ] = None,
-    quiet: Annotated[bool, typer.Option("-q", "--quiet", help="No progress display.", rich_help_panel=IO)] = False,
-    verbose: Annotated[
-        bool,
-        typer.Option("-v", "--verbose", help="Report model, device and settings on stderr.", rich_help_panel=IO),
-    ] = False,
+    quiet: opt.Quiet = False,
+    verbose: opt.Verbose = False,
     version: Annotated[
         bool | None,
         typer.Option("--version", callback=_version, is_eager=True, help="Show the version and exit."),
@@ -263,23 +189,9 @@ def summarize(
 
     Summaries go to stdout (or to files with -o); progress, warnings and errors go to stderr.
     """
-    from summarize_cli.settings import validate_overrides
     from summarize_cli.sources import DEFAULT_INCLUDE, STDIN, discover
 
-    overrides = {
-        "num_beams": num_beams,
-        "do_sample": do_sample,
-        "temperature": temperature,
-        "top_p": top_p,
-        "top_k": top_k,
-        "min_length": min_length,
-        "max_length": max_length,
-        "length_penalty": length_penalty,
-        "no_repeat_ngram_size": no_repeat_ngram_size,
-        "seed": seed,
-        "prefix": prefix,
-    }
-    validate_overrides(overrides)
+    overrides = opt.generation_overrides(locals())
     if not inputs:
         if _stdin_is_terminal():
             stderr.print(
@@ -375,6 +287,11 @@ def _on_sigterm(signum, frame):
 
 
 def main() -> None:
-    """Console-script entry point: SIGTERM stops a run the way Ctrl-C does."""
+    """Console-script entry point: SIGTERM stops a run the way Ctrl-C does; `summarize eval` scores."""
     signal.signal(signal.SIGTERM, _on_sigterm)
-    app(prog_name="summarize")
+    if sys.argv[1:2] == ["eval"]:
+        from summarize_cli.cli_eval import eval_app
+
+        eval_app(prog_name="summarize eval", args=sys.argv[2:])
+    else:
+        app(prog_name="summarize")

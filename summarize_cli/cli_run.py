@@ -68,7 +68,7 @@ class Run:
         from summarize_cli.settings import resolve
 
         with (
-            self.console.status(f"Loading {model} ...", spinner="dots") if self.show_progress else _nothing() as status
+            self.console.status(f"Loading {model} ...", spinner="dots") if self.show_progress else NoStatus() as status
         ):
             engine = load_engine(model, backend, device, dtype, compute_type, offline, threads, on_status=status.update)
         settings = resolve(engine.source.path, overrides)
@@ -114,19 +114,7 @@ class Run:
             sink = StdoutSink(sys.stdout, self.fmt, run_info, several=several)
         stdin = sys.stdin.buffer if sys.stdin is not None and hasattr(sys.stdin, "buffer") else None
         documents = read_documents(self.items, stdin, self.stdin_format, self.max_input_bytes, self.input_format)
-        progress = Progress(
-            SpinnerColumn(),
-            TextColumn("[progress.description]{task.description}"),
-            BarColumn(),
-            MofNCompleteColumn(),
-            _RateColumn(),
-            TimeElapsedColumn(),
-            TextColumn("ETA"),
-            TimeRemainingColumn(),
-            console=self.console,
-            disable=not self.show_progress,
-            transient=True,
-        )
+        progress = progress_bar(self.console, self.show_progress)
         try:
             with progress:
                 task = progress.add_task("Summarising", total=self.total)
@@ -212,7 +200,26 @@ class _RateColumn(ProgressColumn):
         return Text("" if speed is None else f"{speed:.2f} docs/s", style="progress.data.speed")
 
 
-class _nothing:
+def progress_bar(console: Console, show: bool) -> Progress:
+    """Documents done/total, rate and ETA on stderr; hidden when `show` is false."""
+    return Progress(
+        SpinnerColumn(),
+        TextColumn("[progress.description]{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        _RateColumn(),
+        TimeElapsedColumn(),
+        TextColumn("ETA"),
+        TimeRemainingColumn(),
+        console=console,
+        disable=not show,
+        transient=True,
+    )
+
+
+class NoStatus:
+    """Stands in for a Rich status spinner when progress is hidden."""
+
     def __enter__(self):
         return self
 

@@ -1,0 +1,129 @@
+"""Options shared by `summarize` and `summarize eval`: one definition, used by both commands."""
+
+from __future__ import annotations
+
+from enum import Enum
+from typing import Annotated
+
+import typer
+
+GEN = "Generation (each overrides the model's own default)"
+IO = "Inputs and outputs"
+MODEL = "Model and device"
+
+
+class LongMode(str, Enum):
+    chunk = "chunk"
+    truncate = "truncate"
+
+
+class Dtype(str, Enum):
+    auto = "auto"
+    float32 = "float32"
+    bfloat16 = "bfloat16"
+    float16 = "float16"
+
+
+class ComputeType(str, Enum):
+    auto = "auto"
+    int8 = "int8"
+    int8_float32 = "int8_float32"
+    float32 = "float32"
+    bfloat16 = "bfloat16"
+    int8_bfloat16 = "int8_bfloat16"
+
+
+class BackendName(str, Enum):
+    auto = "auto"
+    torch = "torch"
+    ctranslate2 = "ctranslate2"
+
+
+Model = Annotated[
+    str,
+    typer.Option(
+        "-m", "--model", envvar="SUMMARIZE_MODEL", help="Hugging Face id or local model folder.", rich_help_panel=MODEL
+    ),
+]
+Backend = Annotated[BackendName, typer.Option(help="Inference backend.", rich_help_panel=MODEL)]
+Device = Annotated[
+    str, typer.Option(help="auto, cpu, cuda, cuda:N or mps (auto: CUDA, then MPS, then CPU).", rich_help_panel=MODEL)
+]
+DtypeOpt = Annotated[
+    Dtype,
+    typer.Option(
+        "--dtype", help="Torch weights precision (auto: bfloat16 on capable CUDA, else float32).", rich_help_panel=MODEL
+    ),
+]
+ComputeTypeOpt = Annotated[
+    ComputeType,
+    typer.Option(
+        "--compute-type", help="CTranslate2 precision (auto: int8 on CPU, bfloat16 on CUDA).", rich_help_panel=MODEL
+    ),
+]
+Threads = Annotated[
+    int | None, typer.Option(min=1, help="CPU threads (default: physical cores).", rich_help_panel=MODEL)
+]
+Offline = Annotated[
+    bool, typer.Option("--offline", help="Never touch the network (same as HF_HUB_OFFLINE=1).", rich_help_panel=MODEL)
+]
+BatchSize = Annotated[
+    int | None,
+    typer.Option(
+        min=1,
+        help="Documents per batch (default: 16 for ctranslate2 on CPU, 8 for torch, 32 on CUDA).",
+        rich_help_panel=MODEL,
+    ),
+]
+Long = Annotated[
+    LongMode,
+    typer.Option(
+        "--long", help="Documents over the input limit: map-reduce chunks, or truncate.", rich_help_panel=MODEL
+    ),
+]
+NumBeams = Annotated[int | None, typer.Option(help="Beam search width.", rich_help_panel=GEN)]
+DoSample = Annotated[
+    bool | None, typer.Option("--do-sample/--no-sample", help="Sample instead of searching.", rich_help_panel=GEN)
+]
+Temperature = Annotated[float | None, typer.Option(help="Sampling temperature (> 0).", rich_help_panel=GEN)]
+TopP = Annotated[float | None, typer.Option(help="Nucleus sampling mass, in (0, 1].", rich_help_panel=GEN)]
+TopK = Annotated[int | None, typer.Option(help="Sample from the k likeliest tokens (0: off).", rich_help_panel=GEN)]
+MinLength = Annotated[int | None, typer.Option(help="Shortest summary, in tokens.", rich_help_panel=GEN)]
+MaxLength = Annotated[int | None, typer.Option(help="Longest summary, in tokens.", rich_help_panel=GEN)]
+LengthPenalty = Annotated[
+    float | None, typer.Option(help="> 1 favours longer beams, < 1 shorter.", rich_help_panel=GEN)
+]
+NoRepeat = Annotated[
+    int | None, typer.Option(help="Never repeat an n-gram of this size (0: off).", rich_help_panel=GEN)
+]
+Seed = Annotated[int | None, typer.Option(help="Random seed: same seed, same output.", rich_help_panel=GEN)]
+Prefix = Annotated[
+    str | None, typer.Option(help="Text put before each input (t5: 'summarize: ').", rich_help_panel=GEN)
+]
+Quiet = Annotated[bool, typer.Option("-q", "--quiet", help="No progress display.", rich_help_panel=IO)]
+Verbose = Annotated[
+    bool, typer.Option("-v", "--verbose", help="Report model, device and settings on stderr.", rich_help_panel=IO)
+]
+
+GENERATION_OPTIONS = (
+    "num_beams",
+    "do_sample",
+    "temperature",
+    "top_p",
+    "top_k",
+    "min_length",
+    "max_length",
+    "length_penalty",
+    "no_repeat_ngram_size",
+    "seed",
+    "prefix",
+)
+
+
+def generation_overrides(values: dict) -> dict:
+    """The generation options out of a command's arguments, checked before any model is loaded."""
+    from summarize_cli.settings import validate_overrides
+
+    overrides = {name: values[name] for name in GENERATION_OPTIONS}
+    validate_overrides(overrides)
+    return overrides
