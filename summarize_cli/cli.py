@@ -15,7 +15,7 @@ from rich.console import Console
 
 from summarize_cli import __version__
 from summarize_cli import cli_options as opt
-from summarize_cli.cli_options import IO
+from summarize_cli.cli_options import IO, RAY
 from summarize_cli.cli_run import Terminated
 from summarize_cli.errors import SummarizeError
 
@@ -165,6 +165,40 @@ def summarize(
             rich_help_panel=IO,
         ),
     ] = None,
+    output: Annotated[
+        Path | None,
+        typer.Option(
+            "--output", help="Write every record into one .jsonl or .parquet file.", dir_okay=False, rich_help_panel=IO
+        ),
+    ] = None,
+    text_column: Annotated[
+        str,
+        typer.Option(help="Column (or JSONL field) holding the text in .jsonl/.parquet inputs.", rich_help_panel=IO),
+    ] = "text",
+    id_column: Annotated[
+        str, typer.Option(help="Column (or JSONL field) naming each row in .jsonl/.parquet inputs.", rich_help_panel=IO)
+    ] = "id",
+    ray: Annotated[
+        bool,
+        typer.Option(
+            "--ray", help="Run on Ray: a local instance, or the cluster at --ray-address.", rich_help_panel=RAY
+        ),
+    ] = False,
+    ray_address: Annotated[
+        str | None,
+        typer.Option(
+            help="Cluster to join: auto, or ray://HEAD:10001 (default: start a local Ray; RAY_ADDRESS is honoured).",
+            rich_help_panel=RAY,
+        ),
+    ] = None,
+    workers: Annotated[
+        int | None,
+        typer.Option(
+            min=1,
+            help="Ray actors, each with the model loaded (default: one per CPU, or per GPU with --device cuda).",
+            rich_help_panel=RAY,
+        ),
+    ] = None,
     skip_existing: Annotated[
         bool,
         typer.Option(
@@ -205,6 +239,10 @@ def summarize(
     if inputs.count(STDIN) > 1:
         raise typer.BadParameter("stdin (-) can be given only once", param_hint="INPUTS")
 
+    if output is not None and output_dir is not None:
+        raise typer.BadParameter("give either --output FILE or -o/--output-dir DIR", param_hint="--output")
+    if (ray_address or workers) and not ray:
+        raise typer.BadParameter("needs --ray", param_hint="--ray-address" if ray_address else "--workers")
     if skip_existing and output_dir is None:
         raise typer.BadParameter("needs -o/--output-dir", param_hint="--skip-existing")
     items = list(discover(inputs, include or DEFAULT_INCLUDE, exclude or ()))
@@ -228,17 +266,22 @@ def summarize(
         use_cache=not no_cache,
         input_format=input_format.value,
         already_done=existing,
+        output_file=output,
+        columns=(text_column, id_column),
     ).execute(
-        model=model,
-        backend=backend.value,
-        device=device,
-        dtype=dtype.value,
-        compute_type=compute_type.value,
-        offline=offline,
-        threads=threads,
+        engine_args={
+            "model": model,
+            "backend": backend.value,
+            "device": device,
+            "dtype": dtype.value,
+            "compute_type": compute_type.value,
+            "offline": offline,
+            "threads": threads,
+        },
         batch_size=batch_size,
         long_mode=long.value,
         overrides=overrides,
+        ray={"address": ray_address, "workers": workers} if ray else None,
     )
 
 

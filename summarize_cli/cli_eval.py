@@ -25,6 +25,7 @@ eval_app = typer.Typer(
     rich_markup_mode="rich",
 )
 
+ENGINE_OPTIONS = ("model", "backend", "device", "dtype", "compute_type", "offline", "threads")
 MODEL_OPTIONS = ("model", "backend", "device", "dtype", "compute_type", "threads", "offline", "batch_size", "long")
 
 
@@ -179,16 +180,7 @@ def _run_model(system: dict, examples, show: bool) -> tuple[list[str], float, st
 
     value = {k: (v.value if isinstance(v, Enum) else v) for k, v in system.items()}
     with stderr.status(f"Loading {value['model']} ...") if show else NoStatus() as status:
-        engine = load_engine(
-            value["model"],
-            value["backend"],
-            value["device"],
-            value["dtype"],
-            value["compute_type"],
-            value["offline"],
-            value["threads"],
-            on_status=status.update,
-        )
+        engine = load_engine(**{k: value[k] for k in ENGINE_OPTIONS}, on_status=status.update)
     settings = resolve(engine.source.path, value["overrides"])
     for note in engine.backend.notes + engine.backend.check(settings):
         stderr.print(f"Warning: {note}", markup=False)

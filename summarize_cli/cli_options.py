@@ -10,6 +10,7 @@ import typer
 GEN = "Generation (each overrides the model's own default)"
 IO = "Inputs and outputs"
 MODEL = "Model and device"
+RAY = "Ray cluster (pip install 'summarize-cli[ray]')"
 
 
 class LongMode(str, Enum):

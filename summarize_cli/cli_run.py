@@ -22,7 +22,7 @@ from rich.progress import (
 )
 
 from summarize_cli.documents import Problem, Result
-from summarize_cli.sources import InputFile
+from summarize_cli.sources import InputFile, is_dataset
 
 UNKNOWN_WARNING_SHARE = 0.1  # above this share of unknown-token text, the model cannot read the language
 EXIT_OK, EXIT_FAILED, EXIT_SIGPIPE, EXIT_SIGINT, EXIT_SIGTERM = 0, 1, 141, 130, 143
@@ -46,6 +46,8 @@ class Run:
     console: Console
     use_cache: bool = True
     input_format: str = "auto"
+    output_file: Path | None = None
+    columns: tuple[str, str] = ("text", "id")
     already_done: int = 0
     done: int = 0
     failures: list[Problem] = field(default_factory=list)
@@ -58,19 +60,26 @@ class Run:
         """Documents expected, or None when stdin jsonl makes it unknown."""
         if self.stdin_format == "jsonl" and any(isinstance(i, InputFile) and i.path is None for i in self.items):
             return None
+        if any(isinstance(i, InputFile) and is_dataset(i) for i in self.items):
+            return None
         return sum(isinstance(i, InputFile) for i in self.items)
 
-    def execute(
-        self, *, model, backend, device, dtype, compute_type, offline, threads, batch_size, long_mode, overrides
-    ) -> None:
+    def execute(self, *, engine_args: dict, batch_size, long_mode, overrides, ray: dict | None = None) -> None:
+        """Summarise every input, locally or (with `ray`) on a Ray cluster, and exit with the status."""
+        stdin = sys.stdin.buffer if sys.stdin is not None and hasattr(sys.stdin, "buffer") else None
+        if ray is not None:
+            self._execute_on_ray(engine_args, batch_size, long_mode, overrides, ray, stdin)
+            return
         from summarize_cli.engine import load_engine
         from summarize_cli.pipeline import Summarizer
         from summarize_cli.settings import resolve
+        from summarize_cli.sources import read_documents
 
+        model = engine_args["model"]
         with (
             self.console.status(f"Loading {model} ...", spinner="dots") if self.show_progress else NoStatus() as status
         ):
-            engine = load_engine(model, backend, device, dtype, compute_type, offline, threads, on_status=status.update)
+            engine = load_engine(**engine_args, on_status=status.update)
         settings = resolve(engine.source.path, overrides)
         self.model_name = engine.source.name
         run_info = {**engine.info(), "settings": settings.as_dict()}
@@ -95,30 +104,61 @@ class Run:
             cache=cache,
             cache_context=engine.info(),
         )
+        documents = read_documents(
+            self.items, stdin, self.stdin_format, self.max_input_bytes, self.input_format, *self.columns
+        )
         try:
-            self._stream(summarizer, run_info)
+            self._stream(summarizer.summarize(documents), run_info)
         finally:
             if cache is not None:
                 if cache.warning and not warned:  # the cache failed during the run
                     self.console.print(f"Warning: {cache.warning}", markup=False)
                 cache.close()
 
-    def _stream(self, summarizer, run_info: dict) -> None:
-        from summarize_cli.sinks import DirectorySink, StdoutSink
-        from summarize_cli.sources import read_documents
+    def _execute_on_ray(self, engine_args, batch_size, long_mode, overrides, ray: dict, stdin) -> None:
+        from summarize_cli.ray_runner import RaySummarizer
 
-        if self.output_dir is not None:
+        runner = RaySummarizer(
+            ray.get("address"),
+            ray.get("workers"),
+            engine_args,
+            overrides,
+            batch_size,
+            long_mode,
+            self.use_cache,
+            self.max_input_bytes,
+            self.input_format,
+            *self.columns,
+        )
+        self.model_name = engine_args["model"]
+        with self.console.status("Starting Ray ...", spinner="dots") if self.show_progress else NoStatus():
+            runner.start()
+        if self.verbose:
+            self.console.print(
+                f"Ray: {runner.pool_size()} worker(s), each loading {self.model_name}; "
+                f"cluster resources {runner.ray.cluster_resources()}",
+                markup=False,
+            )
+        try:
+            self._stream(runner.summarize(self.items, stdin, self.stdin_format), {})
+        finally:
+            runner.shutdown()
+
+    def _stream(self, results, run_info: dict) -> None:
+        from summarize_cli.sinks import DatasetSink, DirectorySink, StdoutSink
+
+        if self.output_file is not None:
+            sink = DatasetSink(self.output_file, run_info)
+        elif self.output_dir is not None:
             sink = DirectorySink(self.output_dir, self.fmt, run_info)
         else:
             several = None if self.total is None else len(self.items) > 1  # as `head` does, failures count
             sink = StdoutSink(sys.stdout, self.fmt, run_info, several=several)
-        stdin = sys.stdin.buffer if sys.stdin is not None and hasattr(sys.stdin, "buffer") else None
-        documents = read_documents(self.items, stdin, self.stdin_format, self.max_input_bytes, self.input_format)
         progress = progress_bar(self.console, self.show_progress)
         try:
             with progress:
                 task = progress.add_task("Summarising", total=self.total)
-                for out in summarizer.summarize(documents):
+                for out in results:
                     if isinstance(out, Problem):
                         self._problem(out)
                     else:
@@ -129,6 +169,7 @@ class Run:
                         for warning in out.warnings:
                             self.console.print(f"Warning: {warning}", markup=False)
                     progress.advance(task)
+            sink.close()
         except BrokenPipeError:
             _silence_stdout()
             raise typer.Exit(EXIT_SIGPIPE) from None
@@ -162,8 +203,8 @@ class Run:
                 "other languages use a multilingual model, e.g. -m csebuetnlp/mT5_multilingual_XLSum.",
                 markup=False,
             )
-        if self.output_dir is not None:
-            self.console.print(f"Wrote {self.done} summaries to {self.output_dir}.", markup=False)
+        if self.output_dir is not None or self.output_file is not None:
+            self.console.print(f"Wrote {self.done} summaries to {self.output_dir or self.output_file}.", markup=False)
         if self.already_done:
             self.console.print(
                 f"Skipped {self.already_done} input(s) whose summaries exist (--skip-existing).", markup=False

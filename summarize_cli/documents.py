@@ -38,6 +38,7 @@ class Result:
     warnings: list[str] = field(default_factory=list)
     unknown_share: float = 0.0
     cached: bool = False
+    run_info: dict | None = None
 
     @property
     def source(self) -> str:

@@ -22,11 +22,11 @@ EXTENSIONS = {
 
 
 def record(result: Result, run_info: dict) -> dict:
-    """The machine-readable form of one result."""
+    """The machine-readable form of one result (a result made elsewhere carries its own run_info)."""
     return {
         "source": result.source,
         "summary": result.summary,
-        **run_info,
+        **(result.run_info or run_info),
         "input_tokens": result.input_tokens,
         "chunks": result.chunks,
         "truncated": result.truncated,
@@ -147,3 +147,73 @@ def write_atomic(path: Path, text: str) -> None:
         if isinstance(exc, OSError):
             raise OutputError(f"cannot write {path}: {exc.strerror or exc}") from None
         raise
+
+
+class DatasetSink:
+    """Writes every record into one `.jsonl` or `.parquet` file, renamed into place when closed."""
+
+    def __init__(self, path: Path, run_info: dict, rows_per_group: int = 1000):
+        if path.suffix.lower() not in (".jsonl", ".parquet"):
+            raise OutputError(f"--output must end in .jsonl or .parquet: {path}")
+        self.path = path
+        self.run_info = run_info
+        self.written = 0
+        self._rows: list[dict] = []
+        self._rows_per_group = rows_per_group
+        self._parquet = None
+        self._closed = False
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+        except OSError as exc:
+            raise OutputError(f"cannot write {path}: {exc.strerror or exc}") from None
+        self._tmp = Path(tmp)
+        self._handle = os.fdopen(fd, "wb")
+
+    def write(self, result: Result) -> None:
+        row = record(result, self.run_info)
+        if self.path.suffix.lower() == ".jsonl":
+            self._write(lambda: self._handle.write((json.dumps(row, ensure_ascii=False) + "\n").encode()))
+        else:
+            row["settings"] = json.dumps(row["settings"])  # one column, the same type in every row
+            self._rows.append(row)
+            if len(self._rows) >= self._rows_per_group:
+                self._flush_parquet()
+        self.written += 1
+
+    def _flush_parquet(self) -> None:
+        if not self._rows:
+            return
+        import pyarrow as pa
+        import pyarrow.parquet as pq
+
+        table = pa.Table.from_pylist(self._rows)
+        if self._parquet is None:
+            self._parquet = pq.ParquetWriter(self._handle, table.schema)
+        self._write(lambda: self._parquet.write_table(table.cast(self._parquet.schema)))
+        self._rows = []
+
+    def _write(self, action) -> None:
+        try:
+            action()
+        except OSError as exc:
+            raise OutputError(f"cannot write {self.path}: {exc.strerror or exc}") from None
+
+    def close(self) -> None:
+        """Finish the file with every record written so far, then rename it into place."""
+        if self._closed:
+            return
+        self._closed = True
+        try:
+            if self.path.suffix.lower() == ".parquet":
+                self._flush_parquet()
+                if self._parquet is not None:
+                    self._parquet.close()
+            self._handle.flush()
+            os.fsync(self._handle.fileno())
+            self._handle.close()
+            os.replace(self._tmp, self.path)
+        except OSError as exc:
+            with contextlib.suppress(OSError):
+                self._tmp.unlink()
+            raise OutputError(f"cannot write {self.path}: {exc.strerror or exc}") from None

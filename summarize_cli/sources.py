@@ -21,6 +21,7 @@ DEFAULT_MAX_INPUT_BYTES = 20_000_000
 STDIN = "-"
 STDIN_NAME = "<stdin>"
 _BLANK_BYTES = bytes(range(33)) + b"\x7f"
+DATASET_SUFFIXES = (".jsonl", ".parquet")
 
 
 @dataclass(frozen=True)
@@ -125,13 +126,20 @@ def read_documents(
     stdin_format: str = "text",
     max_input_bytes: int = DEFAULT_MAX_INPUT_BYTES,
     input_format: str = "auto",
+    text_column: str = "text",
+    id_column: str = "id",
 ) -> Iterator[Document | Problem]:
-    """Read and decode each input when it is reached, so only one text is held at a time."""
+    """Read and decode each input when it is reached, so only one text is held at a time.
+
+    A named `.jsonl` or `.parquet` file is a dataset: one document per row, from `text_column`.
+    """
     for item in items:
         if isinstance(item, Problem):
             yield item
         elif item.path is None and stdin_format == "jsonl":
-            yield from read_jsonl(stdin, max_input_bytes)
+            yield from read_jsonl(stdin, max_input_bytes, STDIN_NAME, text_column, id_column)
+        elif is_dataset(item):
+            yield from read_dataset(item, max_input_bytes, text_column, id_column)
         else:
             try:
                 yield _read_one(item, stdin, max_input_bytes, input_format)
@@ -164,29 +172,82 @@ def _document(source: str, text: str, relpath: Path, path: Path | None = None) -
     return Document(source=source, text=text, relpath=relpath, path=path)
 
 
-def read_jsonl(stream: BinaryIO | None, max_input_bytes: int) -> Iterator[Document | Problem]:
+def is_dataset(item: InputFile) -> bool:
+    return item.path is not None and item.path.suffix.lower() in DATASET_SUFFIXES
+
+
+def read_dataset(item: InputFile, max_input_bytes: int, text_column: str, id_column: str):
+    """Documents from the rows of a JSONL or Parquet file."""
+    folder = item.relpath.with_suffix("")
+    try:
+        if item.path.suffix.lower() == ".jsonl":
+            with open(item.path, "rb") as stream:
+                for doc in read_jsonl(stream, max_input_bytes, item.display, text_column, id_column):
+                    if isinstance(doc, Document):
+                        doc.relpath = folder / doc.relpath
+                    yield doc
+        else:
+            for number, (source, text) in enumerate(parquet_rows(item.path, text_column, id_column), start=1):
+                try:
+                    yield _document(source or f"{item.display}:{number}", text, folder / safe_relpath(source, number))
+                except InputError as exc:
+                    yield Problem(source, f"row {number}: {exc}", skipped=exc.skipped)
+    except OSError as exc:
+        yield Problem(item.display, exc.strerror or str(exc))
+    except InputError as exc:
+        yield Problem(item.display, str(exc), skipped=exc.skipped)
+
+
+def parquet_rows(path: Path, text_column: str, id_column: str) -> Iterator[tuple[str, str]]:
+    """(id, text) pairs of a Parquet file, read a row group at a time."""
+    try:
+        import pyarrow.parquet as pq
+    except ImportError:
+        raise InputError("reading Parquet needs pyarrow: pip install 'summarize-cli[ray]' (or pyarrow)") from None
+    try:
+        reader = pq.ParquetFile(path)
+    except Exception as exc:  # noqa: BLE001 - pyarrow's errors on a broken file
+        raise InputError(f"not a readable Parquet file ({exc})") from None
+    names = reader.schema_arrow.names
+    if text_column not in names:
+        raise InputError(f'no column "{text_column}" (columns: {", ".join(names)}; choose one with --text-column)')
+    columns = [text_column] + ([id_column] if id_column in names else [])
+    for batch in reader.iter_batches(columns=columns, batch_size=256):
+        texts = batch.column(text_column).to_pylist()
+        ids = batch.column(id_column).to_pylist() if id_column in names else [None] * len(texts)
+        for row_id, text in zip(ids, texts, strict=True):
+            yield ("" if row_id is None else str(row_id)), (text or "")
+
+
+def read_jsonl(
+    stream: BinaryIO | None,
+    max_input_bytes: int,
+    name: str = "<stdin>",
+    text_field: str = "text",
+    id_field: str = "id",
+) -> Iterator[Document | Problem]:
     """One document per line: {"text": ..., "id": ...}; a bad line is a problem, not the end."""
     if stream is None:
-        yield Problem(STDIN_NAME, "stdin is not available")
+        yield Problem(name, "stdin is not available")
         return
     for number, raw in enumerate(stream, start=1):
-        name = f"{STDIN_NAME}:{number}"
+        line_name = f"{name}:{number}"
         if not raw.strip():
             continue
         if len(raw) > max_input_bytes:
-            yield Problem(name, f"line {number}: larger than --max-input-bytes ({max_input_bytes:,} bytes)")
+            yield Problem(line_name, f"line {number}: larger than --max-input-bytes ({max_input_bytes:,} bytes)")
             continue
         try:
             record = json.loads(raw)
         except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-            yield Problem(name, f"line {number}: not valid JSON ({exc})")
+            yield Problem(line_name, f"line {number}: not valid JSON ({exc})")
             continue
-        if not isinstance(record, dict) or not isinstance(record.get("text"), str):
-            yield Problem(name, f'line {number}: no "text" string field')
+        if not isinstance(record, dict) or not isinstance(record.get(text_field), str):
+            yield Problem(line_name, f'line {number}: no "{text_field}" string field')
             continue
-        source = str(record["id"]) if record.get("id") is not None else name
+        source = str(record[id_field]) if record.get(id_field) is not None else line_name
         try:
-            yield _document(source, record["text"], safe_relpath(source, number))
+            yield _document(source, record[text_field], safe_relpath(source, number))
         except InputError as exc:
             yield Problem(source, f"line {number}: {exc}", skipped=True)
 

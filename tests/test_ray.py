@@ -1,0 +1,109 @@
+"""Ray: the same pipeline on a local Ray instance gives the single-process results, in order."""
+
+from __future__ import annotations
+
+import json
+import sys
+
+import pytest
+from typer.testing import CliRunner
+
+from summarize_cli.cli import app
+
+ray = pytest.importorskip("ray", reason="the [ray] extra is not installed")
+
+FAST = ["--max-length", "10", "--min-length", "2", "--num-beams", "2", "-q", "--no-cache"]
+
+
+@pytest.fixture(scope="module")
+def local_ray():
+    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, configure_logging=False)
+    yield
+    ray.shutdown()
+
+
+def run(args, input=None):
+    return CliRunner().invoke(app, args, input=input, catch_exceptions=False)
+
+
+def corpus(tmp_path, count=24):
+    folder = tmp_path / "news"
+    for i in range(count):
+        sub = folder / ("a" if i % 2 else "b")
+        sub.mkdir(parents=True, exist_ok=True)
+        (sub / f"story{i:02}.txt").write_text(
+            f"Story {i}. The harbour ferry will run " + "late at night " * (i % 7 + 1) + "the council said."
+        )
+    (folder / "empty.txt").write_text("   ")
+    return folder
+
+
+def summaries(output: str) -> list[tuple[str, str]]:
+    return [(r["source"], r["summary"]) for r in map(json.loads, output.splitlines())]
+
+
+def test_ray_gives_the_single_process_results_in_order(env_model, local_ray, tmp_path):
+    folder = corpus(tmp_path)
+    single = run([str(folder), "-f", "jsonl", *FAST])
+    on_ray = run([str(folder), "-f", "jsonl", "--ray", "--workers", "2", *FAST])
+    assert on_ray.exit_code == single.exit_code == 0, on_ray.stderr
+    assert summaries(on_ray.stdout) == summaries(single.stdout)
+    assert len(summaries(on_ray.stdout)) == 24
+    assert "empty.txt" in on_ray.stderr and "Skipped" in on_ray.stderr
+    record = json.loads(on_ray.stdout.splitlines()[0])
+    assert record["backend"] == "ctranslate2" and record["settings"]["max_length"] == 10
+
+
+def test_ray_mirrors_files_under_the_output_dir(env_model, local_ray, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    corpus(tmp_path, count=4)
+    result = run(["news", "-o", "out", "--ray", *FAST])
+    assert result.exit_code == 0, result.stderr
+    assert sorted(p.relative_to(tmp_path / "out").as_posix() for p in (tmp_path / "out").rglob("*.txt")) == [
+        "news/a/story01.summary.txt",
+        "news/a/story03.summary.txt",
+        "news/b/story00.summary.txt",
+        "news/b/story02.summary.txt",
+    ]
+
+
+@pytest.mark.parametrize("kind", ["parquet", "jsonl"])
+def test_datasets_with_a_text_column_to_an_output_file(env_model, local_ray, tmp_path, kind):
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    rows = [{"key": f"row{i}", "body": f"Row {i}: the harbour ferry returns, the council said."} for i in range(30)]
+    data = tmp_path / f"articles.{kind}"
+    if kind == "parquet":
+        pq.write_table(pa.Table.from_pylist(rows), data)
+    else:
+        data.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    options = ["--text-column", "body", "--id-column", "key", *FAST]
+    single = run([str(data), "-f", "jsonl", *options])
+    assert single.exit_code == 0, single.stderr
+    out = tmp_path / f"summaries.{kind}"
+    on_ray = run([str(data), "--ray", "--output", str(out), *options])
+    assert on_ray.exit_code == 0, on_ray.stderr
+    if kind == "parquet":
+        written = pq.read_table(out).to_pylist()
+    else:
+        written = [json.loads(line) for line in out.read_text().splitlines()]
+    assert [(r["source"], r["summary"]) for r in written] == summaries(single.stdout)
+    assert [r["source"] for r in written] == [f"row{i}" for i in range(30)]
+
+
+def test_output_file_works_without_ray_and_refuses_other_extensions(env_model, samples, tmp_path):
+    out = tmp_path / "all.jsonl"
+    result = run([str(samples), "--output", str(out), *FAST])
+    assert result.exit_code == 0
+    assert len(out.read_text(encoding="utf-8").splitlines()) == 6 and result.stdout == ""
+    bad = run([str(samples), "--output", str(tmp_path / "all.csv"), *FAST])
+    assert bad.exit_code == 1 and "must end in .jsonl or .parquet" in bad.stderr
+
+
+def test_ray_options_need_ray_and_the_extra(env_model, samples, monkeypatch):
+    assert run([str(samples), "--workers", "2"]).exit_code == 2
+    monkeypatch.setitem(sys.modules, "ray", None)
+    result = run([str(samples), "--ray", *FAST])
+    assert result.exit_code == 2
+    assert "pip install 'summarize-cli[ray]'" in result.stderr
