@@ -97,6 +97,8 @@ def main() -> None:
             ]
         variants["summarize --backend torch"] = [*batch, "--num-beams", str(beams), "--backend", "torch"]
         variants["summarize (default: ctranslate2 int8)"] = [*batch, "--num-beams", str(beams)]
+        if beams == 4 and _has("ray"):
+            variants["summarize --ray (local Ray, 2 workers)"] = [*batch, "--num-beams", str(beams), "--ray"]
         base = None
         for name, cmd in variants.items():
             run_env = naive_env if "baseline" in cmd[1] else env
@@ -135,6 +137,12 @@ def main() -> None:
         print("| " + " | ".join(row) + " |")
 
 
+def _has(module: str) -> bool:
+    from importlib.util import find_spec
+
+    return find_spec(module) is not None
+
+
 def _cpu_name() -> str:
     try:
         for line in Path("/proc/cpuinfo").read_text().splitlines():
@@ -149,7 +157,7 @@ def _versions() -> str:
     from importlib.metadata import PackageNotFoundError, version
 
     parts = []
-    for name in ("torch", "transformers", "ctranslate2", "tokenizers"):
+    for name in ("torch", "transformers", "ctranslate2", "tokenizers", "ray"):
         try:
             parts.append(f"{name} {version(name)}")
         except PackageNotFoundError:

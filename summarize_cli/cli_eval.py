@@ -175,7 +175,6 @@ def _run_model(system: dict, examples, show: bool) -> tuple[list[str], float, st
     from summarize_cli.cli_run import NoStatus, progress_bar
     from summarize_cli.documents import Document, Problem
     from summarize_cli.engine import load_engine
-    from summarize_cli.pipeline import Summarizer
     from summarize_cli.settings import resolve
 
     value = {k: (v.value if isinstance(v, Enum) else v) for k, v in system.items()}
@@ -184,9 +183,7 @@ def _run_model(system: dict, examples, show: bool) -> tuple[list[str], float, st
     settings = resolve(engine.source.path, value["overrides"])
     for note in engine.backend.notes + engine.backend.check(settings):
         stderr.print(f"Warning: {note}", markup=False)
-    summarizer = Summarizer(
-        engine.backend, engine.tokenizer, settings, value["batch_size"] or engine.default_batch_size, value["long"]
-    )
+    summarizer = engine.summarizer(settings, value["batch_size"], value["long"])
     label = value.get("label") or (Path(value["model"]).name if Path(value["model"]).is_dir() else value["model"])
     documents = [Document(e.id, e.text) for e in examples]
     predictions = []

@@ -71,7 +71,6 @@ class Run:
             self._execute_on_ray(engine_args, batch_size, long_mode, overrides, ray, stdin)
             return
         from summarize_cli.engine import load_engine
-        from summarize_cli.pipeline import Summarizer
         from summarize_cli.settings import resolve
         from summarize_cli.sources import read_documents
 
@@ -82,7 +81,7 @@ class Run:
             engine = load_engine(**engine_args, on_status=status.update)
         settings = resolve(engine.source.path, overrides)
         self.model_name = engine.source.name
-        run_info = {**engine.info(), "settings": settings.as_dict()}
+        run_info = engine.run_info(settings)
         for note in engine.backend.notes + engine.backend.check(settings):
             self.console.print(f"Warning: {note}", markup=False)
         if self.verbose:
@@ -95,15 +94,7 @@ class Run:
             if cache.warning:
                 warned = True
                 self.console.print(f"Warning: {cache.warning}", markup=False)
-        summarizer = Summarizer(
-            engine.backend,
-            engine.tokenizer,
-            settings,
-            batch_size or engine.default_batch_size,
-            long_mode,
-            cache=cache,
-            cache_context=engine.info(),
-        )
+        summarizer = engine.summarizer(settings, batch_size, long_mode, cache)
         documents = read_documents(
             self.items, stdin, self.stdin_format, self.max_input_bytes, self.input_format, *self.columns
         )
@@ -131,15 +122,15 @@ class Run:
             *self.columns,
         )
         self.model_name = engine_args["model"]
-        with self.console.status("Starting Ray ...", spinner="dots") if self.show_progress else NoStatus():
-            runner.start()
-        if self.verbose:
-            self.console.print(
-                f"Ray: {runner.pool_size()} worker(s), each loading {self.model_name}; "
-                f"cluster resources {runner.ray.cluster_resources()}",
-                markup=False,
-            )
         try:
+            with self.console.status("Starting Ray ...", spinner="dots") if self.show_progress else NoStatus():
+                runner.start()
+            if self.verbose:
+                self.console.print(
+                    f"Ray: up to {runner.pool_size()} worker(s), each loading {self.model_name}; "
+                    f"cluster resources {runner.ray.cluster_resources()}",
+                    markup=False,
+                )
             self._stream(runner.summarize(self.items, stdin, self.stdin_format), {})
         finally:
             runner.shutdown()

@@ -27,6 +27,24 @@ class Engine:
             return 32
         return 16 if self.backend.name == "ctranslate2" else 8
 
+    def summarizer(self, settings, batch_size: int | None = None, long_mode: str = "chunk", cache=None):
+        """A Summarizer over this engine (results cached in `cache`, a ResultCache, when given)."""
+        from summarize_cli.pipeline import Summarizer
+
+        return Summarizer(
+            self.backend,
+            self.tokenizer,
+            settings,
+            batch_size or self.default_batch_size,
+            long_mode,
+            cache=cache,
+            cache_context=self.info(),
+        )
+
+    def run_info(self, settings) -> dict:
+        """What json records say about how their summary was made."""
+        return {**self.info(), "settings": settings.as_dict()}
+
     def info(self) -> dict:
         return {
             "model": self.source.name,

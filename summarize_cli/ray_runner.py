@@ -46,7 +46,6 @@ class SummarizeActor:
 
         quiet_environment()
         from summarize_cli.engine import load_engine
-        from summarize_cli.pipeline import Summarizer
         from summarize_cli.settings import resolve
 
         engine = load_engine(**engine_args)
@@ -56,16 +55,8 @@ class SummarizeActor:
             from summarize_cli.cache import ResultCache
 
             cache = ResultCache()
-        self.summarizer = Summarizer(
-            engine.backend,
-            engine.tokenizer,
-            settings,
-            batch_size or engine.default_batch_size,
-            long_mode,
-            cache=cache,
-            cache_context=engine.info(),
-        )
-        self.run_info = json.dumps({**engine.info(), "settings": settings.as_dict()})
+        self.summarizer = engine.summarizer(settings, batch_size, long_mode, cache)
+        self.run_info = json.dumps(engine.run_info(settings))
 
     def __call__(self, batch: dict) -> dict:
         items: list[Document | Problem] = []
@@ -205,6 +196,11 @@ class RaySummarizer:
     def start(self) -> None:
         """Join the cluster at `address` (auto, ray://host:port), or start a local Ray instance."""
         ray = self.ray
+        # results must come back in input order, without Ray's own progress bars on the terminal
+        context = ray.data.DataContext.get_current()
+        context.execution_options.preserve_order = True
+        context.enable_progress_bars = False
+        context.print_on_execution_start = False
         if ray.is_initialized():
             return
         os.environ.setdefault("RAY_DEDUP_LOGS", "1")
@@ -224,10 +220,6 @@ class RaySummarizer:
         except (ConnectionError, RuntimeError, ValueError) as exc:
             raise SummarizeError(f"cannot start or join Ray at {address or 'a local instance'}: {exc}") from None
         self._started_here = address is None
-        context = ray.data.DataContext.get_current()
-        context.execution_options.preserve_order = True
-        context.enable_progress_bars = False
-        context.print_on_execution_start = False
 
     def shutdown(self) -> None:
         if self._started_here and self.ray.is_initialized():
@@ -282,6 +274,10 @@ class RaySummarizer:
         os.close(self._saved_fd)
         self._saved_fd = None
 
+    def _blocks(self, rows: int) -> int:
+        """Blocks are what the actor pool hands out: at most a batch each, and enough for every actor."""
+        return max(1, min(rows, max(-(-rows // (self.batch_size or 16)), 2 * self.pool_size())))
+
     def pool_size(self) -> int:
         if self.workers:
             return self.workers
@@ -325,11 +321,12 @@ class RaySummarizer:
 
     def _files(self, files: list[InputFile]):
         rows = [{"display": f.display, "path": str(f.path.resolve()), "relpath": str(f.relpath)} for f in files]
-        blocks = max(1, min(len(rows), 4 * self.pool_size()))
-        return self.ray.data.from_items(rows, override_num_blocks=blocks).map_batches(
+        blocks = self._blocks(len(rows))
+        return self.ray.data.from_items(rows, override_num_blocks=blocks).map_batches(  # fuses into the actors
             read_files,
             fn_kwargs={"max_input_bytes": self.max_input_bytes, "input_format": self.input_format},
-            batch_size=64,
+            batch_size=None,  # one call per block, so blocks stay as small as they were made
+            num_cpus=0,
         )
 
     def _in_memory(self, docs: list[Document | Problem]):
@@ -338,14 +335,14 @@ class RaySummarizer:
             row: dict[str, list] = {c: [] for c in COLUMNS}
             _add_row(row, doc.source, getattr(doc, "relpath", None) or Path("stdin"), doc)
             rows.append({c: v[0] for c, v in row.items()})
-        return self.ray.data.from_items(rows)
+        return self.ray.data.from_items(rows, override_num_blocks=self._blocks(len(rows)))
 
     def _dataset(self, item: InputFile):
         data = self.ray.data
         path = str(item.path.resolve())
         lines = item.path.suffix.lower() == ".jsonl"
         if lines:
-            source = data.read_text(path)
+            source = data.read_text(path, num_cpus=0)
         else:
             import pyarrow.parquet as pq
 
@@ -356,7 +353,7 @@ class RaySummarizer:
                     "choose one with --text-column)"
                 )
             columns = [self.text_column] + ([self.id_column] if self.id_column in names else [])
-            source = data.read_parquet(path).select_columns(columns)
+            source = data.read_parquet(path, num_cpus=0).select_columns(columns)
         return source.map_batches(
             dataset_rows,
             fn_kwargs={
@@ -368,7 +365,8 @@ class RaySummarizer:
                 "from_json_lines": lines,
             },
             batch_size=256,
-        )
+            num_cpus=0,  # light parsing: the CPUs belong to the summarising actors
+        ).repartition(target_num_rows_per_block=self.batch_size or 16)  # so one file feeds every actor
 
     def _run(self, dataset) -> Iterator[Result | Problem]:
         threads = self.engine_args.get("threads") or 1
@@ -379,9 +377,10 @@ class RaySummarizer:
             "long_mode": self.long_mode,
             "use_cache": self.use_cache,
         }
+        rows_per_call = self.batch_size or 16
         summarized = dataset.map_batches(
             type("SummarizeActor", (SummarizeActor,), {"config": config}),
-            batch_size=4 * (self.batch_size or 16),
+            batch_size=rows_per_call,
             compute=self.ray.data.ActorPoolStrategy(min_size=1, max_size=self.pool_size()),
             num_cpus=threads,
             num_gpus=1 if self.gpu else 0,
