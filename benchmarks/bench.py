@@ -97,8 +97,6 @@ def main() -> None:
             ]
         variants["summarize --backend torch"] = [*batch, "--num-beams", str(beams), "--backend", "torch"]
         variants["summarize (default: ctranslate2 int8)"] = [*batch, "--num-beams", str(beams)]
-        if beams == 4 and _has("ray"):
-            variants["summarize --ray (local Ray, 2 workers)"] = [*batch, "--num-beams", str(beams), "--ray"]
         base = None
         for name, cmd in variants.items():
             run_env = naive_env if "baseline" in cmd[1] else env
@@ -116,6 +114,15 @@ def main() -> None:
                     f"{rss:.0f}",
                 )
             )
+            print(rows[-1], file=sys.stderr)
+
+    if _has("ray"):  # Ray's fixed start-up cost needs more documents to show its throughput
+        full = args.work / "corpus-all.jsonl"
+        full.write_text((SHARED / "corpus.jsonl").read_text(encoding="utf-8"), encoding="utf-8")
+        count = len(full.read_text(encoding="utf-8").splitlines())
+        for name, extra in (("summarize (default, one process)", []), ("summarize --ray (local Ray)", ["--ray"])):
+            wall, rss = median_run([*batch, "--num-beams", "4", *extra], args.repeat, full, env)
+            rows.append((f"{count} docs, 4 beams", name, f"{wall:.1f} s", f"{count / wall:.2f}", "", f"{rss:.0f}"))
             print(rows[-1], file=sys.stderr)
 
     one_off = [*summarize, str(article), "--min-length", str(OUT_TOKENS), "--max-length", str(OUT_TOKENS), "--no-cache"]

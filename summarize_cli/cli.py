@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 import os
+import re
 import signal
 import sys
 from enum import Enum
@@ -110,7 +111,11 @@ def _stdin_is_terminal() -> bool:
 def summarize(
     inputs: Annotated[
         list[str] | None,
-        typer.Argument(help="Files, folders (walked recursively) or - for stdin. Default: stdin.", show_default=False),
+        typer.Argument(
+            help="Files, folders (walked recursively) or - for stdin. Default: stdin.",
+            show_default=False,
+            metavar="INPUTS",
+        ),
     ] = None,
     model: opt.Model = "t5-small",
     backend: opt.Backend = opt.BackendName.auto,
@@ -222,6 +227,7 @@ def summarize(
     """Summarise articles from files, folders or stdin with a T5 (or any seq2seq) model.
 
     Summaries go to stdout (or to files with -o); progress, warnings and errors go to stderr.
+    To score summaries against references (ROUGE), see: summarize eval --help
     """
     from summarize_cli.sources import DEFAULT_INCLUDE, STDIN, discover
 
@@ -337,4 +343,23 @@ def main() -> None:
 
         eval_app(prog_name="summarize eval", args=sys.argv[2:])
     else:
-        app(prog_name="summarize")
+        app(prog_name="summarize", args=ray_address_argument(sys.argv[1:]))
+
+
+def ray_address_argument(args: list[str]) -> list[str]:
+    """Accept `--ray ADDRESS` (auto, local, ray://head:10001, host:port) as `--ray --ray-address ADDRESS`.
+
+    Click options cannot take an optional value, so a word after --ray that names a cluster, and no file,
+    is rewritten; anything else after --ray stays an input.
+    """
+    out = list(args)
+    for i, arg in enumerate(out[:-1]):
+        if arg == "--":
+            break
+        if arg == "--ray":
+            word = out[i + 1]
+            looks_like_address = word in ("auto", "local") or "://" in word or re.fullmatch(r"[\w.-]+:\d+", word)
+            if looks_like_address and not os.path.exists(word):
+                out[i + 1 : i + 2] = ["--ray-address", word]
+            break
+    return out

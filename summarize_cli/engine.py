@@ -84,7 +84,7 @@ def load_engine(
     on_status: Callable[[str], None] = lambda message: None,
 ) -> Engine:
     """Resolve `model` and load it on the chosen backend; `on_status` hears what is happening."""
-    source = resolve_model(model, offline)
+    source = resolve_model(model, offline, on_status)
     chosen = choose_backend(backend, source, device)
     notes = []
     if chosen == "ctranslate2":

@@ -49,7 +49,7 @@ def _how_to_get(name: str) -> str:
     )
 
 
-def resolve_model(name: str, offline: bool = False) -> ModelSource:
+def resolve_model(name: str, offline: bool = False, on_status=lambda message: None) -> ModelSource:
     """Return the folder holding `name`, downloading it into the cache unless offline."""
     folder = Path(name).expanduser()
     if folder.is_dir():
@@ -58,10 +58,13 @@ def resolve_model(name: str, offline: bool = False) -> ModelSource:
         return ModelSource(name, folder.resolve(), fingerprint(folder))
     if name.startswith((".", "/", "~")) or name.endswith("/") or os.sep in name.strip("/").replace("/", "", 1):
         raise ModelLoadError(f"model folder '{name}' does not exist")
-    return _from_hub(name, offline_mode(offline))
+    return _from_hub(name, offline_mode(offline), on_status)
 
 
-def _from_hub(name: str, offline: bool) -> ModelSource:
+def _from_hub(name: str, offline: bool, on_status) -> ModelSource:
+    from summarize_cli.quiet import quiet_environment
+
+    quiet_environment()  # before huggingface_hub reads its settings: no tqdm bars on the terminal
     from huggingface_hub import snapshot_download
     from huggingface_hub.errors import (
         GatedRepoError,
@@ -79,6 +82,7 @@ def _from_hub(name: str, offline: bool) -> ModelSource:
             raise ModelLoadError(
                 f"model '{name}' is not in the Hugging Face cache and offline mode is on: {_how_to_get(name)}"
             ) from None
+        on_status(f"Downloading {name} from the Hugging Face Hub into its cache (once) ...")
         try:
             path = Path(snapshot_download(name, allow_patterns=HUB_FILES))
             if not _has_weights(path):

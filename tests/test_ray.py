@@ -107,3 +107,22 @@ def test_ray_options_need_ray_and_the_extra(env_model, samples, monkeypatch):
     result = run([str(samples), "--ray", *FAST])
     assert result.exit_code == 2
     assert "pip install 'summarize-cli[ray]'" in result.stderr
+
+
+def test_ray_takes_an_optional_address_after_it(tmp_path, monkeypatch):
+    from summarize_cli.cli import ray_address_argument
+
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "news").mkdir()
+    assert ray_address_argument(["--ray", "auto", "news"]) == ["--ray", "--ray-address", "auto", "news"]
+    assert ray_address_argument(["--ray", "ray://head:10001", "x"]) == [
+        "--ray",
+        "--ray-address",
+        "ray://head:10001",
+        "x",
+    ]
+    assert ray_address_argument(["--ray", "10.0.0.5:6379"]) == ["--ray", "--ray-address", "10.0.0.5:6379"]
+    assert ray_address_argument(["--ray", "head:6379", "news"]) == ["--ray", "--ray-address", "head:6379", "news"]
+    assert ray_address_argument(["--ray", "news"]) == ["--ray", "news"]  # an input, not an address
+    (tmp_path / "auto").write_text("a file named auto")
+    assert ray_address_argument(["--ray", "auto"]) == ["--ray", "auto"]
