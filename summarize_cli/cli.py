@@ -114,7 +114,7 @@ def summarize(
         typer.Argument(
             help="Files, folders (walked recursively) or - for stdin. Default: stdin.",
             show_default=False,
-            metavar="INPUTS",
+            metavar="[INPUTS]...",
         ),
     ] = None,
     model: opt.Model = "t5-small",

@@ -43,6 +43,7 @@ def evaluate(
             help="A JSONL file of documents with reference summaries, or a folder of documents.",
             exists=True,
             show_default=False,
+            metavar="DATA",
         ),
     ],
     references: Annotated[
@@ -52,6 +53,7 @@ def evaluate(
             exists=True,
             file_okay=False,
             show_default=False,
+            metavar="[REFERENCES]",
         ),
     ] = None,
     text_field: Annotated[str, typer.Option(help="JSONL field holding the document.", rich_help_panel=IO)] = "text",

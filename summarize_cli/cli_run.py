@@ -228,8 +228,10 @@ class _RateColumn(ProgressColumn):
     def render(self, task):
         from rich.text import Text
 
-        speed = task.finished_speed or task.speed
-        return Text("" if speed is None else f"{speed:.2f} docs/s", style="progress.data.speed")
+        elapsed = task.finished_time if task.finished else task.elapsed
+        if not elapsed or not task.completed:
+            return Text("")
+        return Text(f"{task.completed / elapsed:.2f} docs/s", style="progress.data.speed")
 
 
 def progress_bar(console: Console, show: bool) -> Progress:

@@ -11,6 +11,7 @@ from summarize_cli.batcher import length_batches
 from summarize_cli.cache import ResultCache, result_key
 from summarize_cli.chunker import split_tokens
 from summarize_cli.documents import Document, Problem, Result
+from summarize_cli.errors import SettingsError
 from summarize_cli.settings import GenerationSettings
 from summarize_cli.tokenizer import TextTokenizer
 
@@ -67,7 +68,10 @@ class Summarizer:
         self.prefix_ids = tokenizer.encode(settings.prefix).ids if settings.prefix else []
         self.budget = tokenizer.model_max_length - tokenizer.special_count - len(self.prefix_ids)
         if self.budget < 16:
-            raise ValueError(f"the prefix leaves only {self.budget} tokens of the model's input limit")
+            raise SettingsError(
+                f"--prefix takes {len(self.prefix_ids)} of the model's {tokenizer.model_max_length} input tokens, "
+                "leaving too few for the text"
+            )
 
     def summarize(self, items: Iterable[Document | Problem]) -> Iterator[Result | Problem]:
         """Yield a Result or Problem for every item, in order, as soon as it and all before it are done."""

@@ -8,6 +8,7 @@ import pytest
 
 from summarize_cli.chunker import sentence_starts, split_tokens
 from summarize_cli.documents import Document, Problem, Result
+from summarize_cli.errors import SettingsError
 from summarize_cli.pipeline import Summarizer
 from summarize_cli.settings import GenerationSettings
 from summarize_cli.tokenizer import TextTokenizer
@@ -144,7 +145,7 @@ def test_chinese_sentences_split_on_full_width_punctuation(tokenizer):
 
 
 def test_prefix_that_fills_the_limit_is_refused(tokenizer):
-    with pytest.raises(ValueError):
+    with pytest.raises(SettingsError, match="--prefix"):
         make(tokenizer, prefix=words(600))
 
 
