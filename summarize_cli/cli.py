@@ -252,6 +252,9 @@ def summarize(
     if skip_existing and output_dir is None:
         raise typer.BadParameter("needs -o/--output-dir", param_hint="--skip-existing")
     items = list(discover(inputs, include or DEFAULT_INCLUDE, exclude or ()))
+    if not items:
+        globs = ", ".join(include or DEFAULT_INCLUDE)
+        raise SummarizeError(f"no files to summarise in {', '.join(inputs)} (looked for {globs}; see --include)")
     existing = 0
     if output_dir is not None:
         _check_outputs(items, output_dir, fmt.value)

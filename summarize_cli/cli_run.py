@@ -67,6 +67,9 @@ class Run:
     def execute(self, *, engine_args: dict, batch_size, long_mode, overrides, ray: dict | None = None) -> None:
         """Summarise every input, locally or (with `ray`) on a Ray cluster, and exit with the status."""
         stdin = sys.stdin.buffer if sys.stdin is not None and hasattr(sys.stdin, "buffer") else None
+        if not any(isinstance(item, InputFile) for item in self.items):  # nothing readable: no model needed
+            self._stream(iter(self.items), {})
+            return
         if ray is not None:
             self._execute_on_ray(engine_args, batch_size, long_mode, overrides, ray, stdin)
             return

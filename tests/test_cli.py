@@ -226,3 +226,17 @@ def test_truncate_mode_warns_on_stderr(runner, env_model, samples):
 def test_version(runner):
     result = run(runner, ["--version"])
     assert result.exit_code == 0 and result.stdout.startswith("summarize-cli ")
+
+
+def test_no_readable_input_reports_without_loading_a_model(runner, tmp_path):
+    result = run(runner, [str(tmp_path / "missing.txt"), "-m", "no/such-model-anywhere"])
+    assert result.exit_code == 1
+    assert "missing.txt: no such file or directory" in result.stderr
+    assert "no/such-model" not in result.stderr
+
+
+def test_folder_without_matching_files_is_one_clear_error(runner, tmp_path):
+    (tmp_path / "notes.rst").write_text("Not included by default.")
+    result = run(runner, [str(tmp_path), "-m", "no/such-model-anywhere"])
+    assert result.exit_code == 1
+    assert result.stderr.startswith("Error: no files to summarise in") and "--include" in result.stderr
