@@ -25,7 +25,7 @@ from summarize_cli.documents import Problem, Result
 from summarize_cli.sources import InputFile, is_dataset
 
 UNKNOWN_WARNING_SHARE = 0.1  # above this share of unknown-token text, the model cannot read the language
-EXIT_OK, EXIT_FAILED, EXIT_SIGPIPE, EXIT_SIGINT, EXIT_SIGTERM = 0, 1, 141, 130, 143
+EXIT_FAILED, EXIT_SIGPIPE, EXIT_SIGINT, EXIT_SIGTERM = 1, 141, 130, 143
 
 
 class Terminated(Exception):
@@ -57,12 +57,12 @@ class Run:
 
     @property
     def total(self) -> int | None:
-        """Documents expected, or None when stdin jsonl makes it unknown."""
+        """Results expected (one per input, failures included), or None when jsonl or datasets hide it."""
         if self.stdin_format == "jsonl" and any(isinstance(i, InputFile) and i.path is None for i in self.items):
             return None
         if any(isinstance(i, InputFile) and is_dataset(i) for i in self.items):
             return None
-        return sum(isinstance(i, InputFile) for i in self.items)
+        return len(self.items)
 
     def execute(self, *, engine_args: dict, batch_size, long_mode, overrides, ray: dict | None = None) -> None:
         """Summarise every input, locally or (with `ray`) on a Ray cluster, and exit with the status."""
