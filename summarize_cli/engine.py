@@ -6,7 +6,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from summarize_cli.backends import Backend
-from summarize_cli.errors import SettingsError
+from summarize_cli.errors import ModelLoadError, SettingsError
 from summarize_cli.model_source import ModelSource, resolve_model
 from summarize_cli.tokenizer import TextTokenizer
 
@@ -88,10 +88,16 @@ def load_engine(
     chosen = choose_backend(backend, source, device)
     notes = []
     if chosen == "ctranslate2":
-        if dtype != "auto":
-            notes.append(f"--dtype {dtype} applies to the torch backend; ctranslate2 uses --compute-type")
-        engine = _load_ct2(source, device, compute_type, threads, on_status)
-    else:
+        try:
+            engine = _load_ct2(source, device, compute_type, threads, on_status)
+            if dtype != "auto":
+                notes.append(f"--dtype {dtype} applies to the torch backend; ctranslate2 uses --compute-type")
+        except ModelLoadError as exc:
+            if backend != "auto":
+                raise
+            notes.append(f"{exc}; using the torch backend instead")
+            chosen = "torch"
+    if chosen == "torch":
         if compute_type != "auto":
             notes.append(f"--compute-type {compute_type} applies to the ctranslate2 backend; torch uses --dtype")
         engine = _load_torch(source, device, dtype, threads)
@@ -115,6 +121,9 @@ def _load_ct2(
     ct2_device, index = ct2_backend.pick_device(device)
     precision = ct2_backend.pick_compute_type(compute_type, ct2_device, source.model_type)
     folder = ct2_backend.converted_dir(source, precision)
+    marker = ct2_backend.unsupported_marker(folder)
+    if marker.is_file():
+        raise ModelLoadError(marker.read_text())
     if not ct2_backend.is_converted(folder):
         on_status(f"Converting {source.name} for CTranslate2 ({precision}), once ...")
         ct2_backend.convert(source, precision, folder)
@@ -131,5 +140,6 @@ def _load_ct2(
         tokenizer.token_to_id,
         tokenizer.eos_id,
         tokenizer.pad_id,
+        source.generation_config.get("forced_bos_token_id", source.config.get("forced_bos_token_id")),
     )
     return Engine(source, runner, tokenizer)

@@ -27,6 +27,13 @@ class ModelSource:
         return read_config(self.path)
 
     @property
+    def generation_config(self) -> dict:
+        try:
+            return json.loads((self.path / "generation_config.json").read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            return {}
+
+    @property
     def model_type(self) -> str:
         return str(self.config.get("model_type", ""))
 

@@ -57,6 +57,60 @@ def build_tiny_t5(out: Path, corpus_texts: list[str], vocab_size: int = 1500) ->
     return out
 
 
+def build_tiny_bart_family(out: Path, corpus_texts: list[str], kind: str) -> Path:
+    """A 1-layer BART (with forced <s> and </s>, like facebook/bart-large-cnn) or Pegasus, random weights,
+    with a byte-level BPE tokenizer trained on `corpus_texts`; no task_specific_params."""
+    import torch
+    from tokenizers import ByteLevelBPETokenizer
+    from tokenizers.processors import TemplateProcessing
+    from transformers import (
+        BartConfig,
+        BartForConditionalGeneration,
+        PegasusConfig,
+        PegasusForConditionalGeneration,
+        PreTrainedTokenizerFast,
+    )
+
+    out.mkdir(parents=True, exist_ok=True)
+    bpe = ByteLevelBPETokenizer()
+    bpe.train_from_iterator(
+        corpus_texts, vocab_size=600, special_tokens=["<s>", "<pad>", "</s>", "<unk>"], show_progress=False
+    )
+    template = "<s> $A </s>" if kind == "bart" else "$A </s>"
+    bpe.post_processor = TemplateProcessing(single=template, special_tokens=[("<s>", 0), ("</s>", 2)])
+    tokenizer = PreTrainedTokenizerFast(
+        tokenizer_object=bpe,
+        bos_token="<s>",
+        eos_token="</s>",
+        pad_token="<pad>",
+        unk_token="<unk>",
+        model_max_length=512,
+    )
+    tokenizer.save_pretrained(str(out))
+    shape = dict(
+        vocab_size=len(tokenizer),
+        d_model=32,
+        encoder_layers=1,
+        decoder_layers=1,
+        encoder_attention_heads=2,
+        decoder_attention_heads=2,
+        encoder_ffn_dim=64,
+        decoder_ffn_dim=64,
+        max_position_embeddings=512,
+        pad_token_id=1,
+        eos_token_id=2,
+        forced_eos_token_id=2,
+    )
+    torch.manual_seed(0)
+    if kind == "bart":
+        model = BartForConditionalGeneration(BartConfig(**shape, bos_token_id=0, decoder_start_token_id=2))
+        model.generation_config.forced_bos_token_id = 0
+    else:
+        model = PegasusForConditionalGeneration(PegasusConfig(**shape, decoder_start_token_id=1))
+    model.save_pretrained(str(out))
+    return out
+
+
 @pytest.fixture(scope="session", autouse=True)
 def private_cache(tmp_path_factory):
     """Converted models and cached results go to a folder of this test session's own."""
@@ -69,6 +123,12 @@ def private_cache(tmp_path_factory):
 def tiny_model(tmp_path_factory) -> Path:
     texts = [p.read_text(encoding="utf-8") for p in sorted(SAMPLES.iterdir()) if p.is_file()]
     return build_tiny_t5(tmp_path_factory.mktemp("models") / "tiny-t5", texts)
+
+
+@pytest.fixture(scope="session", params=["bart", "pegasus"])
+def bart_family_model(request, tmp_path_factory) -> Path:
+    texts = [p.read_text(encoding="utf-8") for p in sorted(SAMPLES.iterdir()) if p.is_file()]
+    return build_tiny_bart_family(tmp_path_factory.mktemp("models") / request.param, texts, request.param)
 
 
 @pytest.fixture

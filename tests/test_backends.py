@@ -148,3 +148,59 @@ def test_cached_ctranslate2_run_imports_neither_torch_nor_transformers(tiny_mode
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert done.stdout.strip()
     assert done.stderr.strip().splitlines()[-1] == "[]"
+
+
+@pytest.mark.parametrize(
+    "settings",
+    [
+        {"num_beams": 4, "length_penalty": 2.0, "no_repeat_ngram_size": 3, "min_length": 10, "max_length": 30},
+        {"num_beams": 1, "no_repeat_ngram_size": 0, "min_length": 5, "max_length": 30},
+    ],
+)
+def test_bart_and_pegasus_give_the_same_tokens_on_both_backends(bart_family_model, samples, settings):
+    torch_engine = load_engine(str(bart_family_model), backend="torch")
+    ct2_engine = load_engine(str(bart_family_model), backend="ctranslate2", compute_type="float32")
+    tokenizer = torch_engine.tokenizer
+    inputs = [
+        tokenizer.wrap([], tokenizer.encode(p.read_text(encoding="utf-8")).ids[:400]) for p in sorted(samples.iterdir())
+    ]
+    gen = GenerationSettings(**settings)
+    from_torch = torch_engine.backend.generate(inputs, gen)
+    assert all(len(ids) == settings["max_length"] for ids in from_torch)  # forced <s>/</s> do not count
+    assert ct2_engine.backend.generate(inputs, gen) == from_torch
+
+
+def test_model_without_summarisation_parameters_gets_defaults_and_no_prefix(bart_family_model, samples):
+    result = CliRunner().invoke(
+        app, [str(samples / "harbour-ferry.txt"), "-m", str(bart_family_model), "-f", "jsonl", "-q", "--no-cache"]
+    )
+    assert result.exit_code == 0, result.stderr
+    settings = json.loads(result.stdout)["settings"]
+    assert settings["prefix"] == "" and settings["num_beams"] == 4
+    assert (settings["min_length"], settings["max_length"]) == (10, 128)
+
+
+def test_auto_falls_back_to_torch_when_conversion_fails_and_remembers(tiny_model, tmp_path, monkeypatch):
+    import shutil
+
+    copy = tmp_path / "model"
+    shutil.copytree(tiny_model, copy)
+    monkeypatch.setenv("SUMMARIZE_CACHE_DIR", str(tmp_path / "cache"))
+    calls = []
+
+    def broken_converter(*args, **kwargs):
+        calls.append(1)
+        raise AttributeError("'T5Config' object has no attribute 'something_new'")
+
+    import ctranslate2.converters
+
+    monkeypatch.setattr(ctranslate2.converters, "TransformersConverter", broken_converter)
+    engine = load_engine(str(copy))
+    assert engine.backend.name == "torch"
+    assert (
+        "CTranslate2 cannot convert" in engine.backend.notes[0] and "using the torch backend" in engine.backend.notes[0]
+    )
+    again = load_engine(str(copy))
+    assert again.backend.name == "torch" and len(calls) == 1  # the failure was remembered
+    with pytest.raises(Exception, match="CTranslate2 cannot convert"):
+        load_engine(str(copy), backend="ctranslate2")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
@@ -95,6 +96,7 @@ def convert(source: ModelSource, compute_type: str, target: Path) -> None:
     try:
         from ctranslate2.converters import TransformersConverter
 
+        _restore_removed_config_fields()
         output = work / "model"
         TransformersConverter(str(source.path), low_cpu_mem_usage=True).convert(
             str(output), quantization=compute_type, force=True
@@ -113,10 +115,37 @@ def convert(source: ModelSource, compute_type: str, target: Path) -> None:
                 raise
     except OSError as exc:
         raise ModelLoadError(f"cannot convert '{source.name}' for CTranslate2 into {target}: {exc}") from None
-    except (ValueError, KeyError, NotImplementedError) as exc:
-        raise ModelLoadError(f"CTranslate2 cannot convert '{source.name}': {exc}") from None
+    except Exception as exc:  # noqa: BLE001 - the converter fails in many ways on models it cannot handle
+        message = f"CTranslate2 cannot convert '{source.name}': {type(exc).__name__}: {exc}"
+        with contextlib.suppress(OSError):  # remembered, so later runs go straight to the torch backend
+            unsupported_marker(target).write_text(message)
+        raise ModelLoadError(message) from None
     finally:
         shutil.rmtree(work, ignore_errors=True)
+
+
+def _restore_removed_config_fields() -> None:
+    """transformers 5 dropped `normalize_before` and `normalize_embedding` from the BART family's configs;
+    CTranslate2's converter still reads them. BART is post-norm; mBART and Pegasus are pre-norm, and Pegasus
+    has no embedding layer norm (as their torch modules are built)."""
+    import transformers
+
+    fields = (
+        ("BartConfig", "normalize_before", False),
+        ("MBartConfig", "normalize_before", True),
+        ("PegasusConfig", "normalize_before", True),
+        ("PegasusConfig", "normalize_embedding", False),
+    )
+    for name, field, value in fields:
+        config_class = getattr(transformers, name, None)
+        if config_class is not None and not hasattr(config_class, field):
+            setattr(config_class, field, value)
+
+
+def unsupported_marker(target: Path) -> Path:
+    import ctranslate2
+
+    return target.with_name(f"{target.name}.unsupported-ct2-{ctranslate2.__version__}")
 
 
 def is_converted(folder: Path) -> bool:
@@ -139,6 +168,7 @@ class CTranslate2Backend:
         token_to_id: Callable[[str], int | None],
         eos_id: int | None,
         pad_id: int,
+        forced_bos_id: int | None = None,
     ):
         import ctranslate2
 
@@ -164,6 +194,7 @@ class CTranslate2Backend:
         self._id_to_token = id_to_token
         self._token_to_id = token_to_id
         self.eos_id, self.pad_id = eos_id, pad_id
+        self.forced_bos_id = forced_bos_id  # BART-style: every summary starts with <s>, as transformers forces
 
     def check(self, settings: GenerationSettings) -> list[str]:
         """What this backend cannot honour, said instead of silently ignored."""
@@ -194,9 +225,16 @@ class CTranslate2Backend:
             options.update(
                 sampling_topk=settings.top_k, sampling_topp=settings.top_p, sampling_temperature=settings.temperature
             )
+        skip = 0
+        if self.forced_bos_id is not None:
+            options["target_prefix"] = [[self._id_to_token(self.forced_bos_id)]] * len(source)
+            options["max_decoding_length"] += 1
+            options["min_decoding_length"] += 1
+            skip = 1
         if settings.seed is not None:
             self._ct2.set_random_seed(settings.seed)
         results = self.translator.translate_batch(source, **options)
         return [
-            strip_special([self._token_to_id(t) for t in r.hypotheses[0]], self.eos_id, self.pad_id) for r in results
+            strip_special([self._token_to_id(t) for t in r.hypotheses[0][skip:]], self.eos_id, self.pad_id)
+            for r in results
         ]

@@ -82,6 +82,11 @@ class TorchBackend:
         except (OSError, ValueError, KeyError) as exc:
             raise ModelLoadError(f"cannot load model '{source.name}' from {source.path}: {exc}") from None
         self.model = model.to(self.device).eval()
+        # BART-style models force a first <s> and a last </s> at the length limit; neither counts toward
+        # the summary's length, as in CTranslate2
+        generation_config = self.model.generation_config
+        self.forced_bos = getattr(generation_config, "forced_bos_token_id", None)
+        self.forced_eos = getattr(generation_config, "forced_eos_token_id", None)
         self.eos_id = eos_id
         self.pad_id = pad_id
 
@@ -97,13 +102,19 @@ class TorchBackend:
             input_ids[row, : len(ids)] = torch.tensor(ids, dtype=torch.long)
             mask[row, : len(ids)] = 1
         kwargs = generate_kwargs(settings)
+        if self.forced_bos is not None:
+            kwargs["max_new_tokens"] += 1
+            kwargs["min_new_tokens"] += 1
+        if self.forced_eos is not None:
+            kwargs["max_new_tokens"] += 1
         if settings.seed is not None:
             torch.manual_seed(settings.seed)
         with torch.inference_mode():
             output = self.model.generate(
                 input_ids=input_ids.to(self.device), attention_mask=mask.to(self.device), **kwargs
             )
-        return [strip_special(row[1:], self.eos_id, self.pad_id) for row in output.tolist()]
+        skip = 2 if self.forced_bos is not None else 1  # the decoder start token, and a forced <s>
+        return [strip_special(row[skip:], self.eos_id, self.pad_id) for row in output.tolist()]
 
 
 def generate_kwargs(settings: GenerationSettings) -> dict:
