@@ -156,12 +156,7 @@ class Run:
                     if isinstance(out, Problem):
                         self._problem(out)
                     else:
-                        sink.write(out)
-                        self.done += 1
-                        if out.unknown_share > UNKNOWN_WARNING_SHARE:
-                            self.unreadable.append(out)
-                        for warning in out.warnings:
-                            self.console.print(f"Warning: {warning}", markup=False)
+                        self._write(sink, out)
                     progress.advance(task)
             sink.close()
         except BrokenPipeError:
@@ -176,6 +171,20 @@ class Run:
         finally:
             _close_quietly(sink)
         self._report()
+
+    def _write(self, sink, result: Result) -> None:
+        from summarize_cli.sinks import DuplicateOutput
+
+        try:
+            sink.write(result)
+        except DuplicateOutput as exc:
+            self._problem(Problem(result.source, str(exc)))
+            return
+        self.done += 1
+        if result.unknown_share > UNKNOWN_WARNING_SHARE:
+            self.unreadable.append(result)
+        for warning in result.warnings:
+            self.console.print(f"Warning: {warning}", markup=False)
 
     def _problem(self, problem: Problem) -> None:
         (self.skips if problem.skipped else self.failures).append(problem)

@@ -100,6 +100,10 @@ def output_path(out_dir: Path, relpath: Path, fmt: str) -> Path:
     return out_dir / relpath.parent / (stem + EXTENSIONS[fmt])
 
 
+class DuplicateOutput(OutputError):
+    """Two documents of one run map to the same output file."""
+
+
 class DirectorySink:
     """Writes one file per result under `out_dir`, mirroring the inputs, each written atomically."""
 
@@ -108,12 +112,19 @@ class DirectorySink:
         self.fmt = fmt
         self.run_info = run_info
         self.written = 0
+        self._claimed: dict[Path, str] = {}
 
     def path_for(self, relpath: Path) -> Path:
         return output_path(self.out_dir, relpath, self.fmt)
 
     def write(self, result: Result) -> None:
+        """Write one summary; a second input aiming at a path this run wrote (a repeated jsonl id) is refused."""
         path = self.path_for(result.document.relpath or Path("stdin"))
+        if path in self._claimed:
+            raise DuplicateOutput(
+                f"its summary would overwrite that of {self._claimed[path]} ({path}); give each document its own id"
+            )
+        self._claimed[path] = result.source
         if self.fmt in ("json", "jsonl"):
             indent = 2 if self.fmt == "json" else None
             text = json.dumps(record(result, self.run_info), ensure_ascii=False, indent=indent) + "\n"

@@ -260,3 +260,11 @@ def test_documents_are_read_one_at_a_time(tmp_path):
     stream = read_documents(discover([str(tmp_path)]))
     first = next(stream)
     assert isinstance(first, Document)
+
+
+def test_repeated_jsonl_ids_never_overwrite_each_other(env_model, tmp_path):
+    lines = "".join(json.dumps({"id": "same", "text": article(i)}) + "\n" for i in range(3))
+    result = run(["--stdin-format", "jsonl", "-o", str(tmp_path / "out"), "--no-cache", *FAST], input=lines)
+    assert result.exit_code == 1
+    assert result.stderr.count("Failed same: its summary would overwrite that of same") == 2
+    assert [p.name for p in (tmp_path / "out").iterdir()] == ["same.summary.txt"]
