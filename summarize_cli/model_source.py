@@ -6,6 +6,7 @@ import hashlib
 import json
 import os
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 
 from summarize_cli.errors import ModelLoadError
@@ -22,27 +23,26 @@ class ModelSource:
     path: Path
     revision: str
 
-    @property
+    @cached_property
     def config(self) -> dict:
-        return read_config(self.path)
+        return read_json(self.path / "config.json")
 
-    @property
+    @cached_property
     def generation_config(self) -> dict:
-        try:
-            return json.loads((self.path / "generation_config.json").read_text(encoding="utf-8"))
-        except (OSError, ValueError):
-            return {}
+        return read_json(self.path / "generation_config.json")
 
     @property
     def model_type(self) -> str:
         return str(self.config.get("model_type", ""))
 
 
-def read_config(folder: Path) -> dict:
+def read_json(path: Path) -> dict:
+    """A model folder's JSON file (config, generation or tokenizer config), or {} when absent or broken."""
     try:
-        return json.loads((folder / "config.json").read_text(encoding="utf-8"))
+        data = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, ValueError):
         return {}
+    return data if isinstance(data, dict) else {}
 
 
 def offline_mode(flag: bool = False) -> bool:

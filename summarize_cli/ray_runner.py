@@ -14,8 +14,8 @@ from pathlib import Path
 from typing import BinaryIO
 
 from summarize_cli.documents import Document, Problem, Result
-from summarize_cli.errors import SettingsError, SummarizeError
-from summarize_cli.sources import InputFile, is_dataset, read_documents, safe_relpath
+from summarize_cli.errors import InputError, SettingsError, SummarizeError
+from summarize_cli.sources import InputFile, is_dataset, make_document, read_documents, safe_relpath
 
 RAY_EXTRA = "pip install 'summarize-cli[ray]'"
 COLUMNS = ("source", "relpath", "text", "error", "skipped")
@@ -146,11 +146,11 @@ def dataset_rows(
             )
             _add_row(rows, source, relpath, Problem(source, reason))
         else:
-            rows["source"].append(source)
-            rows["relpath"].append(str(relpath))
-            rows["text"].append(text)
-            rows["error"].append("" if text.strip() else "empty (only whitespace or control characters)")
-            rows["skipped"].append(not text.strip())
+            try:
+                doc: Document | Problem = make_document(source, text, relpath)
+            except InputError as exc:
+                doc = Problem(source, str(exc), skipped=exc.skipped)
+            _add_row(rows, source, relpath, doc)
     return rows
 
 

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-import json
 from dataclasses import asdict, dataclass, fields, replace
 from pathlib import Path
 
 from summarize_cli.errors import SettingsError
+from summarize_cli.model_source import read_json
 
 FALLBACK = {  # for models that carry no summarisation parameters of their own
     "prefix": "",
@@ -63,8 +63,8 @@ def validate_overrides(overrides: dict) -> None:
 def model_defaults(model_dir: Path) -> dict:
     """The model's summarisation parameters: generation_config.json, then task_specific_params."""
     defaults = dict(FALLBACK)
-    config = _read_json(model_dir / "config.json")
-    generation = _read_json(model_dir / "generation_config.json")
+    config = read_json(model_dir / "config.json")
+    generation = read_json(model_dir / "generation_config.json")
     task = (config.get("task_specific_params") or {}).get("summarization") or {}
     for source in (generation, task):
         for key in FALLBACK:
@@ -86,10 +86,3 @@ def resolve(model_dir: Path, overrides: dict) -> GenerationSettings:
             )
         settings = replace(settings, min_length=settings.max_length)  # a shorter --max-length wins
     return settings
-
-
-def _read_json(path: Path) -> dict:
-    try:
-        return json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return {}

@@ -163,10 +163,11 @@ def _read_one(item: InputFile, stdin: BinaryIO | None, max_input_bytes: int, inp
     if not data.strip(_BLANK_BYTES):
         raise SkippedInput("empty (only whitespace or control characters)")
     text = extract(data, detect(None if item.path is None else item.path.name, input_format))
-    return _document(item.display, text, item.relpath, item.path)
+    return make_document(item.display, text, item.relpath, item.path)
 
 
-def _document(source: str, text: str, relpath: Path, path: Path | None = None) -> Document:
+def make_document(source: str, text: str, relpath: Path, path: Path | None = None) -> Document:
+    """A Document, or SkippedInput when the text holds nothing to summarise."""
     if not has_content(text):
         raise SkippedInput("empty (only whitespace or control characters)")
     return Document(source=source, text=text, relpath=relpath, path=path)
@@ -189,7 +190,9 @@ def read_dataset(item: InputFile, max_input_bytes: int, text_column: str, id_col
         else:
             for number, (source, text) in enumerate(parquet_rows(item.path, text_column, id_column), start=1):
                 try:
-                    yield _document(source or f"{item.display}:{number}", text, folder / safe_relpath(source, number))
+                    yield make_document(
+                        source or f"{item.display}:{number}", text, folder / safe_relpath(source, number)
+                    )
                 except InputError as exc:
                     yield Problem(source, f"row {number}: {exc}", skipped=exc.skipped)
     except OSError as exc:
@@ -247,7 +250,7 @@ def read_jsonl(
             continue
         source = str(record[id_field]) if record.get(id_field) is not None else line_name
         try:
-            yield _document(source, record[text_field], safe_relpath(source, number))
+            yield make_document(source, record[text_field], safe_relpath(source, number))
         except InputError as exc:
             yield Problem(source, f"line {number}: {exc}", skipped=True)
 

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import json
 import re
 from array import array
 from dataclasses import dataclass
 from pathlib import Path
 
 from summarize_cli.errors import ModelLoadError
+from summarize_cli.model_source import read_json
 
 _PIECE_CHARS = 100_000  # long texts are encoded in pieces so memory stays bounded
 
@@ -48,8 +48,8 @@ class TextTokenizer:
     @classmethod
     def from_dir(cls, folder: Path, config: dict | None = None, tokenizer_file: Path | None = None) -> TextTokenizer:
         """Load tokenizer.json (or `tokenizer_file`), else let transformers build the fast tokenizer."""
-        config = config if config is not None else _read_json(folder / "config.json")
-        tokenizer_config = _read_json(folder / "tokenizer_config.json")
+        config = config if config is not None else read_json(folder / "config.json")
+        tokenizer_config = read_json(folder / "tokenizer_config.json")
         path = tokenizer_file or folder / "tokenizer.json"
         if path.is_file():
             from tokenizers import Tokenizer
@@ -167,10 +167,3 @@ def _int(value, default: int | None = None) -> int | None:
     if isinstance(value, list):
         value = value[0] if value else None
     return value if isinstance(value, int) else default
-
-
-def _read_json(path: Path) -> dict:
-    try:
-        return json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return {}
