@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import functools
 import os
 import re
 import signal
@@ -12,20 +11,20 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.console import Console
 
 from summarize_cli import __version__
 from summarize_cli import cli_options as opt
+from summarize_cli.cli_common import DefaultCommand, DefaultGroup, handle_errors, say, show_progress
+from summarize_cli.cli_eval import evaluate
 from summarize_cli.cli_options import IO, RAY
-from summarize_cli.cli_run import Terminated
-from summarize_cli.errors import SummarizeError
+from summarize_cli.errors import SummarizeError, Terminated
 
-stderr = Console(stderr=True, highlight=False, soft_wrap=True)
-
+CONTEXT = {"help_option_names": ["-h", "--help"]}
 app = typer.Typer(
+    cls=DefaultGroup,
     add_completion=False,
     no_args_is_help=False,
-    context_settings={"help_option_names": ["-h", "--help"]},
+    context_settings=CONTEXT,
     rich_markup_mode="rich",
 )
 
@@ -51,39 +50,6 @@ class StdinFormat(str, Enum):
     jsonl = "jsonl"
 
 
-def handle_errors(command):
-    """The one place that turns known failures into `Error: ...` on stderr and an exit code."""
-
-    @functools.wraps(command)
-    def wrapper(*args, **kwargs):
-        debug = os.environ.get("SUMMARIZE_DEBUG", "") not in ("", "0")
-        try:
-            return command(*args, **kwargs)
-        except (typer.Exit, typer.Abort, typer.BadParameter):
-            raise
-        except SummarizeError as exc:
-            if debug:
-                raise
-            stderr.print(f"Error: {exc}", markup=False)
-            raise typer.Exit(exc.exit_code) from None
-        except KeyboardInterrupt:
-            stderr.print("Interrupted.", markup=False)
-            raise typer.Exit(130) from None
-        except Terminated:
-            stderr.print("Terminated.", markup=False)
-            raise typer.Exit(143) from None
-        except Exception as exc:  # noqa: BLE001 - the last line of defence keeps tracebacks off the terminal
-            if debug:
-                raise
-            stderr.print(
-                f"Error: unexpected {type(exc).__name__}: {exc} (run with SUMMARIZE_DEBUG=1 for the traceback)",
-                markup=False,
-            )
-            raise typer.Exit(1) from None
-
-    return wrapper
-
-
 def _version(value: bool) -> None:
     if value:
         typer.echo(f"summarize-cli {__version__}")
@@ -95,7 +61,7 @@ def _clear_cache(value: bool) -> None:
         from summarize_cli.cache import clear
 
         path = clear()
-        stderr.print(f"Cleared the result cache ({path}).", markup=False)
+        say([f"Cleared the result cache ({path})."])
         raise typer.Exit()
 
 
@@ -106,7 +72,7 @@ def _stdin_is_terminal() -> bool:
         return True
 
 
-@app.command()
+@app.command(name=DefaultGroup.default_command, cls=DefaultCommand, hidden=True, context_settings=CONTEXT)
 @handle_errors
 def summarize(
     inputs: Annotated[
@@ -229,69 +195,89 @@ def summarize(
     Summaries go to stdout (or to files with -o); progress, warnings and errors go to stderr.
     To score summaries against references (ROUGE), see: summarize eval --help
     """
+    from summarize_cli.cli_run import summarize_all
     from summarize_cli.sources import DEFAULT_INCLUDE, STDIN, discover
+    from summarize_cli.specs import InputSpec, OutputSpec, RaySpec, RunSpec
 
-    overrides = opt.generation_overrides(locals())
+    run = RunSpec(
+        model=opt.model_spec(
+            model=model,
+            backend=backend,
+            device=device,
+            dtype=dtype,
+            compute_type=compute_type,
+            offline=offline,
+            threads=threads,
+            batch_size=batch_size,
+        ),
+        generation=opt.generation_spec(
+            num_beams=num_beams,
+            do_sample=do_sample,
+            temperature=temperature,
+            top_p=top_p,
+            top_k=top_k,
+            min_length=min_length,
+            max_length=max_length,
+            length_penalty=length_penalty,
+            no_repeat_ngram_size=no_repeat_ngram_size,
+            seed=seed,
+            prefix=prefix,
+            long=long,
+        ),
+        use_cache=not no_cache,
+    )
     if not inputs:
         if _stdin_is_terminal():
-            stderr.print(
-                "Usage: summarize [OPTIONS] [INPUTS]...\n"
-                "Give files or folders to summarise, or pipe text in: cat article.txt | summarize\n"
-                "Try 'summarize --help' for help.",
-                markup=False,
+            say(
+                [
+                    "Usage: summarize [OPTIONS] [INPUTS]...",
+                    "Give files or folders to summarise, or pipe text in: cat article.txt | summarize",
+                    "Try 'summarize --help' for help.",
+                ]
             )
             raise typer.Exit(2)
         inputs = [STDIN]
     if inputs.count(STDIN) > 1:
         raise typer.BadParameter("stdin (-) can be given only once", param_hint="INPUTS")
-
     if output is not None and output_dir is not None:
         raise typer.BadParameter("give either --output FILE or -o/--output-dir DIR", param_hint="--output")
     if (ray_address or workers) and not ray:
         raise typer.BadParameter("needs --ray", param_hint="--ray-address" if ray_address else "--workers")
     if skip_existing and output_dir is None:
         raise typer.BadParameter("needs -o/--output-dir", param_hint="--skip-existing")
-    items = list(discover(inputs, include or DEFAULT_INCLUDE, exclude or ()))
+    reading = InputSpec(
+        inputs=tuple(inputs),
+        include=tuple(include or DEFAULT_INCLUDE),
+        exclude=tuple(exclude or ()),
+        stdin_format=stdin_format.value,
+        input_format=input_format.value,
+        max_input_bytes=max_input_bytes,
+        text_column=text_column,
+        id_column=id_column,
+    )
+    writing = OutputSpec(fmt=fmt.value, output_dir=output_dir, output_file=output, skip_existing=skip_existing)
+    items = list(discover(reading.inputs, reading.include, reading.exclude))
     if not items:
-        globs = ", ".join(include or DEFAULT_INCLUDE)
+        globs = ", ".join(reading.include)
         raise SummarizeError(f"no files to summarise in {', '.join(inputs)} (looked for {globs}; see --include)")
     existing = 0
     if output_dir is not None:
-        _check_outputs(items, output_dir, fmt.value)
+        _check_outputs(items, output_dir, writing.fmt)
         if skip_existing:
-            items, existing = _without_existing(items, output_dir, fmt.value)
-
-    from summarize_cli.cli_run import Run
-
-    Run(
-        items=items,
-        stdin_format=stdin_format.value,
-        max_input_bytes=max_input_bytes,
-        fmt=fmt.value,
-        output_dir=output_dir,
-        show_progress=not quiet and stderr.is_terminal,
-        verbose=verbose,
-        console=stderr,
-        use_cache=not no_cache,
-        input_format=input_format.value,
+            items, existing = _without_existing(items, output_dir, writing.fmt)
+    summarize_all(
+        items,
+        inputs=reading,
+        output=writing,
+        run=run,
+        ray=RaySpec(address=ray_address, workers=workers) if ray else None,
         already_done=existing,
-        output_file=output,
-        columns=(text_column, id_column),
-    ).execute(
-        engine_args={
-            "model": model,
-            "backend": backend.value,
-            "device": device,
-            "dtype": dtype.value,
-            "compute_type": compute_type.value,
-            "offline": offline,
-            "threads": threads,
-        },
-        batch_size=batch_size,
-        long_mode=long.value,
-        overrides=overrides,
-        ray={"address": ray_address, "workers": workers} if ray else None,
+        show=show_progress(quiet),
+        verbose=verbose,
     )
+
+
+app.command(name="eval", context_settings=CONTEXT)(evaluate)
 
 
 def _check_outputs(items, output_dir: Path, fmt: str) -> None:
@@ -339,14 +325,9 @@ def _on_sigterm(signum, frame):
 
 
 def main() -> None:
-    """Console-script entry point: SIGTERM stops a run the way Ctrl-C does; `summarize eval` scores."""
+    """Console-script entry point: SIGTERM stops a run the way Ctrl-C does."""
     signal.signal(signal.SIGTERM, _on_sigterm)
-    if sys.argv[1:2] == ["eval"]:
-        from summarize_cli.cli_eval import eval_app
-
-        eval_app(prog_name="summarize eval", args=sys.argv[2:])
-    else:
-        app(prog_name="summarize", args=ray_address_argument(sys.argv[1:]))
+    app(prog_name="summarize", args=ray_address_argument(sys.argv[1:]))
 
 
 def ray_address_argument(args: list[str]) -> list[str]:

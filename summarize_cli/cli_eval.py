@@ -6,27 +6,33 @@ import json
 import shlex
 import sys
 import time
+from dataclasses import dataclass, fields, replace
 from enum import Enum
 from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.console import Console
-from rich.markup import escape
-from rich.table import Table
 
 from summarize_cli import cli_options as opt
-from summarize_cli.cli import handle_errors, stderr
+from summarize_cli.cli_common import handle_errors, progress_bar, say, show_progress, status
 from summarize_cli.cli_options import IO
+from summarize_cli.specs import GenerationSpec, ModelSpec, RunSpec
 
+# `summarize eval` on its own: the main app registers the same function; --compare parses with this one
 eval_app = typer.Typer(
     add_completion=False,
     context_settings={"help_option_names": ["-h", "--help"]},
     rich_markup_mode="rich",
 )
+OPTION_FIELDS = {"long": "long_mode"}  # option name -> spec field, where they differ
 
-ENGINE_OPTIONS = ("model", "backend", "device", "dtype", "compute_type", "offline", "threads")
-MODEL_OPTIONS = ("model", "backend", "device", "dtype", "compute_type", "threads", "offline", "batch_size", "long")
+
+@dataclass(frozen=True)
+class System:
+    """One system to score: how its run is built, and the label it is reported under (None: the model)."""
+
+    run: RunSpec
+    label: str | None = None
 
 
 class EvalFormat(str, Enum):
@@ -107,11 +113,37 @@ def evaluate(
     quiet: opt.Quiet = False,
 ) -> None:
     """Score summaries against references with ROUGE-1/2/L/Lsum F1, beside Lead-3 and other settings."""
-    params = dict(locals())
     from summarize_cli import evaluate as ev
 
-    base = {name: params[name] for name in MODEL_OPTIONS}
-    base["overrides"] = opt.generation_overrides(params)
+    base = System(
+        RunSpec(
+            model=opt.model_spec(
+                model=model,
+                backend=backend,
+                device=device,
+                dtype=dtype,
+                compute_type=compute_type,
+                offline=offline,
+                threads=threads,
+                batch_size=batch_size,
+            ),
+            generation=opt.generation_spec(
+                num_beams=num_beams,
+                do_sample=do_sample,
+                temperature=temperature,
+                top_p=top_p,
+                top_k=top_k,
+                min_length=min_length,
+                max_length=max_length,
+                length_penalty=length_penalty,
+                no_repeat_ngram_size=no_repeat_ngram_size,
+                seed=seed,
+                prefix=prefix,
+                long=long,
+            ),
+            use_cache=False,  # eval measures the model's speed: cached summaries would flatter it
+        )
+    )
     systems = [base] + [_compare_system(spec, base) for spec in compare or []]
     rouge = ev.Rouge()
     if data.is_dir():
@@ -125,7 +157,7 @@ def evaluate(
     examples = examples[:limit] if limit else examples
 
     reports = []
-    show = not quiet and stderr.is_terminal
+    show = show_progress(quiet)
     for system in systems:
         predictions, seconds, name = _run_model(system, examples, show)
         reports.append(ev.score_system(name, examples, predictions, seconds, rouge))
@@ -140,7 +172,7 @@ def evaluate(
         _print_table(reports, counts)
 
 
-def _compare_system(spec: str, base: dict) -> dict:
+def _compare_system(spec: str, base: System) -> System:
     """Options given in a --compare string, laid over the first system's."""
     from typer.main import get_command
 
@@ -152,53 +184,51 @@ def _compare_system(spec: str, base: dict) -> dict:
         raise typer.BadParameter(f"{spec!r}: {exc}", param_hint="--compare") from None
     except Exception as exc:  # noqa: BLE001 - Click's usage errors, without importing click
         raise typer.BadParameter(f"{spec!r}: {getattr(exc, 'message', exc)}", param_hint="--compare") from None
-    given = {
-        name
-        for name in context.params
-        if context.get_parameter_source(name).name == "COMMANDLINE" and name not in ("data", "references")
-    }
-    system = {**base, "overrides": dict(base["overrides"])}
-    for name in given:
+    model_fields = {f.name for f in fields(ModelSpec)}
+    generation_fields = {f.name for f in fields(GenerationSpec)}
+    model_given, generation_given = {}, {}
+    for name in context.params:
+        if context.get_parameter_source(name).name != "COMMANDLINE" or name in ("data", "references"):
+            continue
         value = context.params[name]
         value = value.value if isinstance(value, Enum) else value
-        if name in MODEL_OPTIONS:
-            system[name] = value
-        elif name in opt.GENERATION_OPTIONS:
-            system["overrides"][name] = value
+        field = OPTION_FIELDS.get(name, name)
+        if field in model_fields:
+            model_given[field] = value
+        elif field in generation_fields:
+            generation_given[field] = value
         else:
             raise typer.BadParameter(f"{spec!r}: --{name.replace('_', '-')} cannot be compared", param_hint="--compare")
-    opt.generation_overrides(system["overrides"])
-    system["label"] = spec
-    return system
+    run = base.run
+    run = replace(run, model=replace(run.model, **model_given), generation=replace(run.generation, **generation_given))
+    return System(run, label=spec)
 
 
-def _run_model(system: dict, examples, show: bool) -> tuple[list[str], float, str]:
+def _run_model(system: System, examples, show: bool) -> tuple[list[str], float, str]:
     """Summarise every example with one system; returns predictions, generation seconds and a label."""
-    from summarize_cli.cli_run import NoStatus, progress_bar
+    from summarize_cli.build import build_run
     from summarize_cli.documents import Document, Problem
-    from summarize_cli.engine import load_engine
-    from summarize_cli.settings import resolve
 
-    value = {k: (v.value if isinstance(v, Enum) else v) for k, v in system.items()}
-    with stderr.status(f"Loading {value['model']} ...") if show else NoStatus() as status:
-        engine = load_engine(**{k: value[k] for k in ENGINE_OPTIONS}, on_status=status.update)
-    settings = resolve(engine.source.path, value["overrides"])
-    for note in engine.backend.notes + engine.backend.check(settings):
-        stderr.print(f"Warning: {note}", markup=False)
-    summarizer = engine.summarizer(settings, value["batch_size"], value["long"])
-    label = value.get("label") or (Path(value["model"]).name if Path(value["model"]).is_dir() else value["model"])
-    documents = [Document(e.id, e.text) for e in examples]
-    predictions = []
-    started = time.perf_counter()
-    with progress_bar(stderr, show) as progress:
-        task = progress.add_task(f"Summarising ({label})", total=len(documents))
-        for result in summarizer.summarize(documents):
-            if isinstance(result, Problem):  # pragma: no cover - documents in memory cannot fail to read
-                predictions.append("")
-            else:
-                predictions.append(result.summary)
-            progress.advance(task)
-    return predictions, time.perf_counter() - started, f"{label} [{engine.backend.name}]"
+    model = system.run.model.model
+    with status(f"Loading {model} ...", show) as spinner:
+        ready = build_run(system.run, on_status=spinner.update)
+    try:
+        say([f"Warning: {w}" for w in ready.warnings])
+        label = system.label or (Path(model).name if Path(model).is_dir() else model)
+        documents = [Document(e.id, e.text) for e in examples]
+        predictions = []
+        started = time.perf_counter()
+        with progress_bar(show) as progress:
+            task = progress.add_task(f"Summarising ({label})", total=len(documents))
+            for result in ready.summarize(documents):
+                if isinstance(result, Problem):  # pragma: no cover - documents in memory cannot fail to read
+                    predictions.append("")
+                else:
+                    predictions.append(result.summary)
+                progress.advance(task)
+        return predictions, time.perf_counter() - started, f"{label} [{ready.engine.backend.name}]"
+    finally:
+        ready.close()
 
 
 def _write_per_document(path: Path, reports) -> None:
@@ -213,6 +243,10 @@ def _write_per_document(path: Path, reports) -> None:
 
 
 def _print_table(reports, counts: dict[str, int]) -> None:
+    from rich.console import Console
+    from rich.markup import escape
+    from rich.table import Table
+
     how = ", ".join(f"{kind} for {n} document(s)" for kind, n in sorted(counts.items()))
     table = Table(title="ROUGE F1 (x100)", caption=f"tokenisation: {how}; length: mean summary length in ROUGE tokens")
     for header in ("system", "ROUGE-1", "ROUGE-2", "ROUGE-L", "ROUGE-Lsum", "length", "docs/s"):

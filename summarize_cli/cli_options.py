@@ -7,6 +7,8 @@ from typing import Annotated
 
 import typer
 
+from summarize_cli.specs import GenerationSpec, ModelSpec
+
 GEN = "Generation (each overrides the model's own default)"
 IO = "Inputs and outputs"
 MODEL = "Model and device"
@@ -106,25 +108,58 @@ Verbose = Annotated[
     bool, typer.Option("-v", "--verbose", help="Report model, device and settings on stderr.", rich_help_panel=IO)
 ]
 
-GENERATION_OPTIONS = (
-    "num_beams",
-    "do_sample",
-    "temperature",
-    "top_p",
-    "top_k",
-    "min_length",
-    "max_length",
-    "length_penalty",
-    "no_repeat_ngram_size",
-    "seed",
-    "prefix",
-)
+
+def model_spec(
+    *,
+    model: str,
+    backend: BackendName,
+    device: str,
+    dtype: Dtype,
+    compute_type: ComputeType,
+    offline: bool,
+    threads: int | None,
+    batch_size: int | None,
+) -> ModelSpec:
+    """The model options of either command as a ModelSpec."""
+    return ModelSpec(
+        model=model,
+        backend=backend.value,
+        device=device,
+        dtype=dtype.value,
+        compute_type=compute_type.value,
+        offline=offline,
+        threads=threads,
+        batch_size=batch_size,
+    )
 
 
-def generation_overrides(values: dict) -> dict:
-    """The generation options out of a command's arguments, checked before any model is loaded."""
-    from summarize_cli.settings import validate_overrides
-
-    overrides = {name: values[name] for name in GENERATION_OPTIONS}
-    validate_overrides(overrides)
-    return overrides
+def generation_spec(
+    *,
+    num_beams: int | None,
+    do_sample: bool | None,
+    temperature: float | None,
+    top_p: float | None,
+    top_k: int | None,
+    min_length: int | None,
+    max_length: int | None,
+    length_penalty: float | None,
+    no_repeat_ngram_size: int | None,
+    seed: int | None,
+    prefix: str | None,
+    long: LongMode,
+) -> GenerationSpec:
+    """The generation options of either command as a GenerationSpec, checked before any model loads."""
+    return GenerationSpec(
+        num_beams=num_beams,
+        do_sample=do_sample,
+        temperature=temperature,
+        top_p=top_p,
+        top_k=top_k,
+        min_length=min_length,
+        max_length=max_length,
+        length_penalty=length_penalty,
+        no_repeat_ngram_size=no_repeat_ngram_size,
+        seed=seed,
+        prefix=prefix,
+        long_mode=long.value,
+    )

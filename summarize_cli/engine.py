@@ -11,6 +11,17 @@ from summarize_cli.model_source import ModelSource, resolve_model
 from summarize_cli.tokenizer import TextTokenizer
 
 BACKENDS = ("auto", "torch", "ctranslate2")
+_STAND_INS: dict[str, Callable[..., Engine]] = {}
+
+
+def register_engine(name: str, factory: Callable[..., Engine]) -> None:
+    """Make `-m NAME` load `factory(**load_engine's options)` instead of a model: a seam for tests (a fake,
+    exact engine) and for models that are not Hugging Face folders."""
+    _STAND_INS[name] = factory
+
+
+def unregister_engine(name: str) -> None:
+    _STAND_INS.pop(name, None)
 
 
 @dataclass
@@ -84,6 +95,10 @@ def load_engine(
     on_status: Callable[[str], None] = lambda message: None,
 ) -> Engine:
     """Resolve `model` and load it on the chosen backend; `on_status` hears what is happening."""
+    if model in _STAND_INS:
+        return _STAND_INS[model](
+            backend=backend, device=device, dtype=dtype, compute_type=compute_type, offline=offline, threads=threads
+        )
     source = resolve_model(model, offline, on_status)
     chosen = choose_backend(backend, source, device)
     notes = []

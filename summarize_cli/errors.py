@@ -1,10 +1,13 @@
 """Domain errors: raised by the library, turned into `Error: ...` lines by the CLI."""
 
+EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
+EXIT_SIGINT, EXIT_SIGPIPE, EXIT_SIGTERM = 130, 141, 143
+
 
 class SummarizeError(Exception):
     """A known failure with a message fit for the user."""
 
-    exit_code = 1
+    exit_code = EXIT_FAILED
 
 
 class ModelLoadError(SummarizeError):
@@ -14,7 +17,7 @@ class ModelLoadError(SummarizeError):
 class SettingsError(SummarizeError):
     """Generation settings that cannot work together."""
 
-    exit_code = 2
+    exit_code = EXIT_USAGE
 
 
 class InputError(SummarizeError):
@@ -31,3 +34,11 @@ class SkippedInput(InputError):
 
 class OutputError(SummarizeError):
     """An output file or folder cannot be written."""
+
+
+class Terminated(BaseException):
+    """SIGTERM arrived: stop like Ctrl-C, with exit status 143.
+
+    A BaseException, like KeyboardInterrupt, so that no `except Exception` (a failed conversion, a broken
+    file) can mistake a signal for a failure of its own.
+    """

@@ -12,10 +12,10 @@ from summarize_cli.cache import ResultCache, result_key
 from summarize_cli.chunker import split_tokens
 from summarize_cli.documents import Document, Problem, Result
 from summarize_cli.errors import SettingsError
+from summarize_cli.records import cache_value, from_cache
 from summarize_cli.settings import GenerationSettings
+from summarize_cli.specs import LONG_MODES
 from summarize_cli.tokenizer import TextTokenizer
-
-LONG_MODES = ("chunk", "truncate")
 
 
 @dataclass
@@ -33,7 +33,7 @@ class _Work:
     summary: str | None = None
     unknown_share: float = 0.0
     cache_key: str | None = None
-    cached: bool = False
+    result: Result | None = None  # set when the summary is done (or came from the cache)
 
     def start_round(self, pieces: list[list[int]]) -> None:
         self.pieces = pieces
@@ -95,9 +95,9 @@ class Summarizer:
             while emitted < len(slots):
                 slot = slots[emitted]
                 if isinstance(slot, _Work):
-                    if slot.summary is None:
+                    if slot.result is None:
                         return
-                    yield self._result(slot)
+                    yield slot.result
                 else:
                     yield slot
                 slots[emitted] = None  # type: ignore[call-overload]  # let the text go
@@ -108,7 +108,7 @@ class Summarizer:
             tasks = [
                 (work, k)
                 for work in slots
-                if isinstance(work, _Work) and work.summary is None
+                if isinstance(work, _Work) and work.result is None
                 for k in range(len(work.pieces))
             ]
             if not tasks:
@@ -130,17 +130,9 @@ class Summarizer:
         key = result_key(document.text, self.cache_context) if self.cache is not None else None
         hit = self.cache.get(key) if key is not None else None
         if hit is not None:
-            return _Work(
-                document,
-                hit["input_tokens"],
-                [],
-                hit["chunks"],
-                summary=hit["summary"],
-                truncated=hit["truncated"],
-                warnings=hit["warnings"],
-                unknown_share=hit["unknown_share"],
-                cached=True,
-            )
+            work = _Work(document, 0, [], 0)
+            work.result = from_cache(document, hit)
+            return work
         encoded = self.tokenizer.encode(document.text)
         work = _Work(
             document, len(encoded.ids), [], 1, unknown_share=self.tokenizer.unknown_share(encoded, document.text)
@@ -149,9 +141,7 @@ class Summarizer:
             work.start_round([encoded.ids])
         elif self.long_mode == "truncate":
             work.truncated = True
-            work.warnings.append(
-                f"{document.source}: truncated from {len(encoded.ids)} to {self.budget} tokens (--long truncate)"
-            )
+            work.warnings.append(f"truncated from {len(encoded.ids)} to {self.budget} tokens (--long truncate)")
             work.start_round([encoded.ids[: self.budget]])
         else:
             ranges = split_tokens(encoded, document.text, self.budget)
@@ -165,18 +155,9 @@ class Summarizer:
         texts = [self.tokenizer.decode(o or []) for o in work.outputs]
         if len(texts) == 1:
             work.summary = texts[0]
+            work.result = self._result(work)
             if self.cache is not None and work.cache_key is not None:
-                self.cache.put(
-                    work.cache_key,
-                    {
-                        "summary": work.summary,
-                        "input_tokens": work.input_tokens,
-                        "chunks": work.chunks,
-                        "truncated": work.truncated,
-                        "warnings": work.warnings,
-                        "unknown_share": work.unknown_share,
-                    },
-                )
+                self.cache.put(work.cache_key, cache_value(work.result))
             return
         joined = " ".join(t for t in texts if t)
         encoded = self.tokenizer.encode(joined)
@@ -187,7 +168,7 @@ class Summarizer:
         if len(ranges) >= len(work.pieces):  # the summaries are not getting shorter: stop reducing
             work.truncated = True
             work.warnings.append(
-                f"{work.document.source}: chunk summaries did not shrink below the input limit; "
+                "chunk summaries did not shrink below the input limit; "
                 f"the final pass was truncated to {self.budget} tokens (lower --max-length)"
             )
             work.start_round([encoded.ids[: self.budget]])
@@ -204,5 +185,4 @@ class Summarizer:
             truncated=work.truncated,
             warnings=work.warnings,
             unknown_share=round(work.unknown_share, 4),
-            cached=work.cached,
         )

@@ -40,26 +40,6 @@ class GenerationSettings:
         return asdict(self)
 
 
-def validate_overrides(overrides: dict) -> None:
-    """Check the user's options on their own, before any model is loaded."""
-    checks = {
-        "num_beams": (lambda v: v >= 1, "--num-beams must be at least 1"),
-        "temperature": (lambda v: v > 0, "--temperature must be greater than 0"),
-        "top_p": (lambda v: 0 < v <= 1, "--top-p must be in (0, 1]"),
-        "top_k": (lambda v: v >= 0, "--top-k must be 0 (off) or more"),
-        "min_length": (lambda v: v >= 0, "--min-length must be 0 or more"),
-        "max_length": (lambda v: v >= 1, "--max-length must be at least 1"),
-        "no_repeat_ngram_size": (lambda v: v >= 0, "--no-repeat-ngram-size must be 0 (off) or more"),
-    }
-    for name, (ok, message) in checks.items():
-        value = overrides.get(name)
-        if value is not None and not ok(value):
-            raise SettingsError(f"{message} (got {value})")
-    low, high = overrides.get("min_length"), overrides.get("max_length")
-    if low is not None and high is not None and low > high:
-        raise SettingsError(f"--min-length ({low}) is greater than --max-length ({high})")
-
-
 def model_defaults(model_dir: Path) -> dict:
     """The model's summarisation parameters: generation_config.json, then task_specific_params."""
     defaults = dict(FALLBACK)

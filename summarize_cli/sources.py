@@ -15,9 +15,9 @@ from summarize_cli.decoding import has_content
 from summarize_cli.documents import Document, Problem
 from summarize_cli.errors import InputError, SkippedInput
 from summarize_cli.formats import DEFAULT_INCLUDE, detect, extract
+from summarize_cli.specs import DEFAULT_MAX_INPUT_BYTES, InputSpec
 
-__all__ = ["DEFAULT_INCLUDE", "InputFile", "discover", "read_documents"]
-DEFAULT_MAX_INPUT_BYTES = 20_000_000
+__all__ = ["DEFAULT_INCLUDE", "InputFile", "discover", "read_documents", "read_inputs"]
 STDIN = "-"
 STDIN_NAME = "<stdin>"
 _BLANK_BYTES = bytes(range(33)) + b"\x7f"
@@ -120,6 +120,19 @@ def _walk(
     yield from visit(root, PurePosixPath())
 
 
+def read_inputs(items: Iterable[InputFile | Problem], stdin: BinaryIO | None, spec: InputSpec):
+    """Documents from the inputs as `spec` says to read them: the one reader for local runs and Ray."""
+    return read_documents(
+        items,
+        stdin,
+        stdin_format=spec.stdin_format,
+        max_input_bytes=spec.max_input_bytes,
+        input_format=spec.input_format,
+        text_column=spec.text_column,
+        id_column=spec.id_column,
+    )
+
+
 def read_documents(
     items: Iterable[InputFile | Problem],
     stdin: BinaryIO | None = None,
@@ -188,11 +201,12 @@ def read_dataset(item: InputFile, max_input_bytes: int, text_column: str, id_col
                         doc.relpath = folder / doc.relpath
                     yield doc
         else:
-            for number, (source, text) in enumerate(parquet_rows(item.path, text_column, id_column), start=1):
+            for number, (key, text) in enumerate(parquet_rows(item.path, text_column, id_column), start=1):
+                source = key or f"{item.display}:{number}"
                 try:
-                    yield make_document(
-                        source or f"{item.display}:{number}", text, folder / safe_relpath(source, number)
-                    )
+                    if len(text.encode("utf-8", "surrogatepass")) > max_input_bytes:
+                        raise InputError(f"larger than --max-input-bytes ({max_input_bytes:,} bytes)")
+                    yield make_document(source, text, folder / safe_relpath(key, number))
                 except InputError as exc:
                     yield Problem(source, f"row {number}: {exc}", skipped=exc.skipped)
     except OSError as exc:

@@ -131,6 +131,21 @@ def bart_family_model(request, tmp_path_factory) -> Path:
     return build_tiny_bart_family(tmp_path_factory.mktemp("models") / request.param, texts, request.param)
 
 
+@pytest.fixture(scope="session")
+def local_ray():
+    """A Ray instance on 127.0.0.1 with two CPUs, shared by the tests that need one (skipped without Ray)."""
+    ray = pytest.importorskip("ray", reason="the [ray] extra is not installed")
+    ray.init(
+        num_cpus=2,
+        include_dashboard=False,
+        log_to_driver=False,
+        configure_logging=False,
+        _node_ip_address="127.0.0.1",
+    )
+    yield ray
+    ray.shutdown()
+
+
 @pytest.fixture
 def samples() -> Path:
     return SAMPLES

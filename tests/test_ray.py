@@ -10,16 +10,7 @@ from typer.testing import CliRunner
 
 from summarize_cli.cli import app
 
-ray = pytest.importorskip("ray", reason="the [ray] extra is not installed")
-
 FAST = ["--max-length", "10", "--min-length", "2", "--num-beams", "2", "-q", "--no-cache"]
-
-
-@pytest.fixture(scope="module")
-def local_ray():
-    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, configure_logging=False)
-    yield
-    ray.shutdown()
 
 
 def run(args, input=None):

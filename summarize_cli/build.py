@@ -1,0 +1,97 @@
+"""One builder: typed specs in, a ready run out. The local run, every Ray actor and `eval` call it."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass, field
+from typing import BinaryIO
+
+from summarize_cli.documents import Document, Problem, Result
+from summarize_cli.sources import InputFile, read_inputs
+from summarize_cli.specs import InputSpec, RunSpec
+
+
+@dataclass
+class ReadyRun:
+    """A loaded engine, its resolved settings and a summarizer, with what the user must be told."""
+
+    spec: RunSpec
+    engine: object  # summarize_cli.engine.Engine (imported lazily: torch and transformers are heavy)
+    settings: object  # summarize_cli.settings.GenerationSettings
+    summarizer: object  # summarize_cli.pipeline.Summarizer
+    cache: object | None = None  # summarize_cli.cache.ResultCache
+    warnings: list[str] = field(default_factory=list)  # to show once, before any result
+    _cache_warned: bool = False
+
+    @property
+    def model_name(self) -> str:
+        return self.engine.source.name
+
+    @property
+    def batch_size(self) -> int:
+        return self.summarizer.batch_size
+
+    @property
+    def run_info(self) -> dict:
+        """What json records say about how their summaries were made."""
+        return self.engine.run_info(self.settings)
+
+    def summarize(self, items: Iterable[Document | Problem]) -> Iterator[Result | Problem]:
+        return self.summarizer.summarize(items)
+
+    def summarize_inputs(
+        self, items: Iterable[InputFile | Problem], stdin: BinaryIO | None, inputs: InputSpec
+    ) -> Iterator[Result | Problem]:
+        """Read the inputs as `inputs` says and summarise them, in order (RayRunner has the same method)."""
+        return self.summarize(read_inputs(items, stdin, inputs))
+
+    def late_warnings(self) -> list[str]:
+        """Warnings that arose during the run (the cache failed), each said once."""
+        if self.cache is not None and self.cache.warning and not self._cache_warned:
+            self._cache_warned = True
+            return [self.cache.warning]
+        return []
+
+    def describe(self) -> list[str]:
+        """What -v reports: model, backend, device, precision, batch size and settings."""
+        info = self.engine.info()
+        return [
+            f"model {info['model']} ({self.engine.source.path}), backend {info['backend']}, device {info['device']}, "
+            f"precision {info['precision']}, batch size {self.batch_size}, input limit "
+            f"{self.engine.tokenizer.model_max_length} tokens",
+            "settings " + ", ".join(f"{k}={v!r}" for k, v in self.settings.as_dict().items()),
+        ]
+
+    def close(self) -> None:
+        if self.cache is not None:
+            self.cache.close()
+
+
+def build_run(spec: RunSpec, on_status: Callable[[str], None] = lambda message: None) -> ReadyRun:
+    """Load the model, resolve its settings against the user's, open the cache, and make the summarizer."""
+    from summarize_cli.engine import load_engine
+    from summarize_cli.settings import resolve
+
+    model = spec.model
+    engine = load_engine(
+        model.model,
+        backend=model.backend,
+        device=model.device,
+        dtype=model.dtype,
+        compute_type=model.compute_type,
+        offline=model.offline,
+        threads=model.threads,
+        on_status=on_status,
+    )
+    settings = resolve(engine.source.path, spec.generation.overrides())
+    warnings = list(engine.backend.notes) + list(engine.backend.check(settings))
+    cache = None
+    if spec.use_cache:
+        from summarize_cli.cache import ResultCache
+
+        cache = ResultCache()
+    run = ReadyRun(spec, engine, settings, None, cache, warnings)
+    if cache is not None:
+        warnings.extend(run.late_warnings())  # a cache unusable from the start is said up front
+    run.summarizer = engine.summarizer(settings, model.batch_size, spec.generation.long_mode, cache)
+    return run

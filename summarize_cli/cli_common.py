@@ -1,0 +1,156 @@
+"""What both commands share: the stderr console, the one error funnel, the progress display."""
+
+from __future__ import annotations
+
+import functools
+import os
+
+import typer
+from rich.console import Console
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    ProgressColumn,
+    SpinnerColumn,
+    TextColumn,
+    TimeElapsedColumn,
+    TimeRemainingColumn,
+)
+from typer.core import TyperCommand, TyperGroup
+
+from summarize_cli.errors import EXIT_SIGINT, EXIT_SIGTERM, SummarizeError, Terminated
+
+stderr = Console(stderr=True, highlight=False, soft_wrap=True)
+
+
+def say(lines: list[str]) -> None:
+    """Messages for the user, on stderr, never read as markup."""
+    for line in lines:
+        stderr.print(line, markup=False)
+
+
+def handle_errors(command):
+    """The one place that turns known failures into `Error: ...` on stderr and an exit code."""
+
+    @functools.wraps(command)
+    def wrapper(*args, **kwargs):
+        debug = os.environ.get("SUMMARIZE_DEBUG", "") not in ("", "0")
+        try:
+            return command(*args, **kwargs)
+        except (typer.Exit, typer.Abort, typer.BadParameter):
+            raise
+        except SummarizeError as exc:
+            if debug:
+                raise
+            say([f"Error: {exc}"])
+            raise typer.Exit(exc.exit_code) from None
+        except KeyboardInterrupt:
+            say(["Interrupted."])
+            raise typer.Exit(EXIT_SIGINT) from None
+        except Terminated:
+            say(["Terminated."])
+            raise typer.Exit(EXIT_SIGTERM) from None
+        except Exception as exc:  # noqa: BLE001 - the last line of defence keeps tracebacks off the terminal
+            if debug:
+                raise
+            say([f"Error: unexpected {type(exc).__name__}: {exc} (run with SUMMARIZE_DEBUG=1 for the traceback)"])
+            raise typer.Exit(1) from None
+
+    return wrapper
+
+
+def show_progress(quiet: bool) -> bool:
+    """The progress display is for people: only when stderr is a terminal and -q is not given."""
+    return not quiet and stderr.is_terminal
+
+
+class _RateColumn(ProgressColumn):
+    """Documents per second."""
+
+    def render(self, task):
+        from rich.text import Text
+
+        elapsed = task.finished_time if task.finished else task.elapsed
+        if not elapsed or not task.completed:
+            return Text("")
+        return Text(f"{task.completed / elapsed:.2f} docs/s", style="progress.data.speed")
+
+
+def progress_bar(show: bool) -> Progress:
+    """Documents done/total, rate and ETA on stderr; hidden when `show` is false."""
+    return Progress(
+        SpinnerColumn(),
+        TextColumn("[progress.description]{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        _RateColumn(),
+        TimeElapsedColumn(),
+        TextColumn("ETA"),
+        TimeRemainingColumn(),
+        console=stderr,
+        disable=not show,
+        transient=True,
+    )
+
+
+def status(message: str, show: bool):
+    """A spinner with a message on stderr (what is being loaded), or a stand-in that shows nothing."""
+    return stderr.status(message, spinner="dots") if show else NoStatus()
+
+
+class NoStatus:
+    """Stands in for a Rich status spinner when progress is hidden."""
+
+    def __enter__(self):
+        return self
+
+    def update(self, *args, **kwargs) -> None:
+        pass
+
+    def __exit__(self, *exc):
+        return False
+
+
+class DefaultGroup(TyperGroup):
+    """`summarize FILE ...` runs the default command, `summarize eval ...` the subcommand: a default-command
+    group, as sqlite-utils and llm have. Anything that is not a subcommand's name goes to the default."""
+
+    default_command = "summarize"
+
+    def parse_args(self, ctx, args: list[str]) -> list[str]:
+        if args and args[0] in self.commands and args[0] != self.default_command:
+            return super().parse_args(ctx, args)
+        ctx._protected_args, ctx.args = [], list(args)
+        return ctx.args
+
+    def invoke(self, ctx):
+        if ctx._protected_args:
+            return super().invoke(ctx)
+        args, ctx.args = ctx.args, []
+        command = self.commands[self.default_command]
+        with ctx:
+            # a context of its own, named as the program: usage and errors read `summarize ...`
+            sub_ctx = command.make_context(ctx.info_name, args, obj=self)
+            with sub_ctx:
+                return sub_ctx.command.invoke(sub_ctx)
+
+
+class DefaultCommand(TyperCommand):
+    """The default command's help also lists the group's subcommands, so `summarize --help` shows `eval`."""
+
+    def format_help(self, ctx, formatter) -> None:
+        super().format_help(ctx, formatter)
+        group = ctx.obj if isinstance(ctx.obj, DefaultGroup) else None
+        if group is None:
+            return
+        commands = [c for name, c in group.commands.items() if name != group.default_command and not c.hidden]
+        from typer import rich_utils
+
+        rich_utils._print_commands_panel(
+            name="Commands",
+            commands=commands,
+            markup_mode=self.rich_markup_mode,
+            console=rich_utils._get_rich_console(),
+            cmd_len=max(len(c.name or "") for c in commands),
+        )

@@ -1,0 +1,58 @@
+"""One record schema: a Result or Problem becomes a row and back here, for the sinks, the cache and Ray."""
+
+from __future__ import annotations
+
+from dataclasses import fields
+from pathlib import Path
+
+from summarize_cli.documents import Document, Problem, Result
+
+# every Result field but the document it summarises, in the order records show them
+RESULT_FIELDS = tuple(f.name for f in fields(Result) if f.name != "document")
+# what a cached result keeps: the fields that depend on the text and settings only, not on this run
+CACHED_FIELDS = ("summary", "input_tokens", "chunks", "truncated", "warnings", "unknown_share")
+
+
+def to_row(item: Result | Problem) -> dict:
+    """A plain dict of built-in types that carries a Result or Problem whole (Ray's transport)."""
+    if isinstance(item, Problem):
+        return {"source": item.source, "reason": item.reason, "skipped": item.skipped}
+    document = item.document
+    return {
+        "source": document.source,
+        "relpath": None if document.relpath is None else str(document.relpath),
+        **{name: getattr(item, name) for name in RESULT_FIELDS},
+    }
+
+
+def from_row(row: dict) -> Result | Problem:
+    """The inverse of to_row."""
+    if "reason" in row:
+        return Problem(row["source"], row["reason"], skipped=row["skipped"])
+    relpath = row.get("relpath")
+    document = Document(row["source"], "", None if relpath is None else Path(relpath))
+    return Result(document=document, **{name: row[name] for name in RESULT_FIELDS if name in row})
+
+
+def cache_value(result: Result) -> dict:
+    return {name: getattr(result, name) for name in CACHED_FIELDS}
+
+
+def from_cache(document: Document, value: dict) -> Result:
+    """A cached result for `document`: made in an earlier run, so it took no time in this one."""
+    return Result(document=document, seconds=0.0, cached=True, **{name: value[name] for name in CACHED_FIELDS})
+
+
+def to_record(result: Result, run_info: dict) -> dict:
+    """The public, machine-readable form of one result (json, jsonl, --output files)."""
+    return {
+        "source": result.source,
+        "summary": result.summary,
+        **(result.run_info or run_info),
+        "input_tokens": result.input_tokens,
+        "chunks": result.chunks,
+        "truncated": result.truncated,
+        "unknown_token_share": result.unknown_share,
+        "seconds": result.seconds,
+        "cached": result.cached,
+    }

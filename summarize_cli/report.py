@@ -1,0 +1,75 @@
+"""The run report: counts of what happened become the lines the user reads and the exit code, in one place."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from summarize_cli.documents import Problem, Result
+from summarize_cli.errors import EXIT_FAILED, EXIT_OK, EXIT_SIGINT, EXIT_SIGTERM
+
+UNKNOWN_WARNING_SHARE = 0.1  # above this share of unknown-token text, the model cannot read the language
+MULTILINGUAL_HINT = "-m csebuetnlp/mT5_multilingual_XLSum"
+
+
+@dataclass
+class RunReport:
+    """What a run did so far. Each method returns the lines to show; `finish` also gives the exit code."""
+
+    expected: int | None = None  # results expected (failures included), None when datasets or jsonl hide it
+    already_done: int = 0  # inputs left out by --skip-existing
+    destination: str | None = None  # the folder or file written, if any
+    model_name: str = ""
+    done: int = 0
+    failures: list[Problem] = field(default_factory=list)
+    skips: list[Problem] = field(default_factory=list)
+    unreadable: list[Result] = field(default_factory=list)
+
+    def result(self, result: Result) -> list[str]:
+        """A summary was written: its warnings, each naming the document."""
+        self.done += 1
+        if result.unknown_share > UNKNOWN_WARNING_SHARE:
+            self.unreadable.append(result)
+        return [f"Warning: {result.source}: {warning}" for warning in result.warnings]
+
+    def problem(self, problem: Problem) -> list[str]:
+        (self.skips if problem.skipped else self.failures).append(problem)
+        word = "Skipped" if problem.skipped else "Failed"
+        return [f"{word} {problem.source}: {problem.reason}"]
+
+    @property
+    def left(self) -> int | None:
+        if self.expected is None:
+            return None
+        return max(self.expected - self.done - len(self.failures) - len(self.skips), 0)
+
+    def stopped(self, signal_exit: int) -> tuple[list[str], int]:
+        """Ctrl-C (130) or SIGTERM (143): what was done and what is left."""
+        how = {EXIT_SIGINT: "Interrupted", EXIT_SIGTERM: "Terminated"}.get(signal_exit, "Stopped")
+        left = "" if self.left is None else f", {self.left} left"
+        return [f"{how}: {self.done} summarised{left}."], signal_exit
+
+    def finish(self) -> tuple[list[str], int]:
+        """The closing lines and the exit status: 1 when any input failed or nothing was summarised."""
+        lines = []
+        if self.unreadable:
+            names = ", ".join(f"{r.source} ({r.unknown_share:.0%})" for r in self.unreadable[:5])
+            more = f" and {len(self.unreadable) - 5} more" if len(self.unreadable) > 5 else ""
+            lines.append(
+                f"Warning: {len(self.unreadable)} document(s) are mostly text that {self.model_name} cannot read "
+                f"(share of unknown-token text: {names}{more}); their summaries will be poor. For Chinese and "
+                f"other languages use a multilingual model, e.g. {MULTILINGUAL_HINT}."
+            )
+        if self.destination is not None:
+            lines.append(f"Wrote {self.done} summaries to {self.destination}.")
+        if self.already_done:
+            lines.append(f"Skipped {self.already_done} input(s) whose summaries exist (--skip-existing).")
+        if self.skips and (self.failures or self.done):
+            lines.append(f"{len(self.skips)} input(s) skipped.")
+        if self.failures:
+            lines.append(f"{len(self.failures)} input(s) failed:")
+            lines.extend(f"  {problem.source}: {problem.reason}" for problem in self.failures)
+            return lines, EXIT_FAILED
+        if self.done == 0 and not self.already_done:
+            lines.append("Nothing was summarised.")
+            return lines, EXIT_FAILED
+        return lines, EXIT_OK
