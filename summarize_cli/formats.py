@@ -9,7 +9,6 @@ from pathlib import Path
 from summarize_cli.decoding import decode_bytes
 from summarize_cli.errors import InputError, SkippedInput
 
-INPUT_FORMATS = ("auto", "text", "html", "markdown", "pdf", "docx")
 EXTENSIONS = {
     ".txt": "text",
     ".text": "text",

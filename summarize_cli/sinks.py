@@ -11,29 +11,14 @@ from typing import TextIO
 
 from summarize_cli.documents import Result
 from summarize_cli.errors import OutputError
+from summarize_cli.records import to_record
 
-FORMATS = ("text", "json", "jsonl", "markdown")
 EXTENSIONS = {
     "text": ".summary.txt",
     "json": ".summary.json",
     "jsonl": ".summary.jsonl",
     "markdown": ".summary.md",
 }
-
-
-def record(result: Result, run_info: dict) -> dict:
-    """The machine-readable form of one result (a result made elsewhere carries its own run_info)."""
-    return {
-        "source": result.source,
-        "summary": result.summary,
-        **(result.run_info or run_info),
-        "input_tokens": result.input_tokens,
-        "chunks": result.chunks,
-        "truncated": result.truncated,
-        "unknown_token_share": result.unknown_share,
-        "seconds": result.seconds,
-        "cached": result.cached,
-    }
 
 
 class StdoutSink:
@@ -62,9 +47,9 @@ class StdoutSink:
         first = self._count == 0
         self._count += 1
         if self.fmt == "jsonl":
-            text = json.dumps(record(result, self.run_info), ensure_ascii=False) + "\n"
+            text = json.dumps(to_record(result, self.run_info), ensure_ascii=False) + "\n"
         elif self.fmt == "json":
-            body = json.dumps(record(result, self.run_info), ensure_ascii=False, indent=2)
+            body = json.dumps(to_record(result, self.run_info), ensure_ascii=False, indent=2)
             text = ("[\n" if first else ",\n") + _indent(body)
         elif self.fmt == "markdown":
             text = ("" if first else "\n") + f"## {result.source}\n\n{result.summary}\n"
@@ -127,7 +112,7 @@ class DirectorySink:
         self._claimed[path] = result.source
         if self.fmt in ("json", "jsonl"):
             indent = 2 if self.fmt == "json" else None
-            text = json.dumps(record(result, self.run_info), ensure_ascii=False, indent=indent) + "\n"
+            text = json.dumps(to_record(result, self.run_info), ensure_ascii=False, indent=indent) + "\n"
         elif self.fmt == "markdown":
             text = f"## {result.source}\n\n{result.summary}\n"
         else:
@@ -182,7 +167,7 @@ class DatasetSink:
         self._handle = os.fdopen(fd, "wb")
 
     def write(self, result: Result) -> None:
-        row = record(result, self.run_info)
+        row = to_record(result, self.run_info)
         if self.path.suffix.lower() == ".jsonl":
             self._write(lambda: self._handle.write((json.dumps(row, ensure_ascii=False) + "\n").encode()))
         else:

@@ -8,8 +8,6 @@ from pathlib import Path
 from summarize_cli.errors import SettingsError
 
 LONG_MODES = ("chunk", "truncate")
-STDIN_FORMATS = ("text", "jsonl")
-OUTPUT_FORMATS = ("text", "json", "jsonl", "markdown")
 DEFAULT_MAX_INPUT_BYTES = 20_000_000
 
 

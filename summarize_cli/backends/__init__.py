@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-from pathlib import Path
 from typing import Protocol
 
 from summarize_cli.settings import GenerationSettings
@@ -37,21 +36,11 @@ def strip_special(ids: list[int], eos_id: int | None, pad_id: int | None) -> lis
 
 def physical_cores() -> int:
     """Physical cores this process may use (hyper-threads add little to matrix work)."""
+    import psutil
+
     try:
         usable = len(os.sched_getaffinity(0))
-    except AttributeError:
+    except AttributeError:  # macOS, Windows
         usable = os.cpu_count() or 1
-    cores: set[tuple[str, str]] = set()
-    try:
-        physical = core = ""
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            key, _, value = line.partition(":")
-            key, value = key.strip(), value.strip()
-            if key == "physical id":
-                physical = value
-            elif key == "core id":
-                core = value
-                cores.add((physical, core))
-    except OSError:
-        pass
-    return max(1, min(usable, len(cores) or usable))
+    physical = psutil.cpu_count(logical=False) or usable
+    return max(1, min(usable, physical))

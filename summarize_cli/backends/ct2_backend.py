@@ -16,7 +16,6 @@ from summarize_cli.errors import ModelLoadError, SettingsError
 from summarize_cli.model_source import T5_FAMILY, ModelSource
 from summarize_cli.settings import GenerationSettings
 
-COMPUTE_TYPES = ("auto", "int8", "int8_float32", "float32", "bfloat16", "int8_bfloat16")
 # model_type values whose encoder-decoder CTranslate2's Transformers converter handles
 SUPPORTED_MODEL_TYPES = {"t5", "mt5", "umt5", "bart", "mbart", "pegasus", "marian", "m2m_100"}
 _DONE = "summarize-cli.json"

@@ -7,8 +7,6 @@ from summarize_cli.errors import ModelLoadError, SettingsError
 from summarize_cli.model_source import T5_FAMILY, ModelSource
 from summarize_cli.settings import GenerationSettings
 
-DTYPES = ("auto", "float32", "bfloat16", "float16")
-
 
 def pick_device(requested: str) -> str:
     """auto: CUDA, then MPS, then CPU; an explicit device must exist."""
