@@ -4,11 +4,9 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
-from typing import BinaryIO
 
 from summarize_cli.documents import Document, Problem, Result
-from summarize_cli.sources import InputFile, read_inputs
-from summarize_cli.specs import InputSpec, RunSpec
+from summarize_cli.specs import RunSpec
 
 
 @dataclass
@@ -38,12 +36,6 @@ class ReadyRun:
 
     def summarize(self, items: Iterable[Document | Problem]) -> Iterator[Result | Problem]:
         return self.summarizer.summarize(items)
-
-    def summarize_inputs(
-        self, items: Iterable[InputFile | Problem], stdin: BinaryIO | None, inputs: InputSpec
-    ) -> Iterator[Result | Problem]:
-        """Read the inputs as `inputs` says and summarise them, in order (RayRunner has the same method)."""
-        return self.summarize(read_inputs(items, stdin, inputs))
 
     def late_warnings(self) -> list[str]:
         """Warnings that arose during the run (the cache failed), each said once."""

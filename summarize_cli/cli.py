@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import signal
@@ -256,10 +257,13 @@ def summarize(
         id_column=id_column,
     )
     writing = OutputSpec(fmt=fmt.value, output_dir=output_dir, output_file=output, skip_existing=skip_existing)
-    items = list(discover(reading.inputs, reading.include, reading.exclude))
+    skip = [p for p in (output_dir, output) if p is not None]  # a run never reads what it writes
+    items = list(discover(reading.inputs, reading.include, reading.exclude, skip=skip))
     if not items:
         globs = ", ".join(reading.include)
         raise SummarizeError(f"no files to summarise in {', '.join(inputs)} (looked for {globs}; see --include)")
+    if output is not None:
+        _check_output_file(items, output)
     existing = 0
     if output_dir is not None:
         _check_outputs(items, output_dir, writing.fmt)
@@ -281,14 +285,16 @@ app.command(name="eval", context_settings=CONTEXT)(evaluate)
 
 
 def _check_outputs(items, output_dir: Path, fmt: str) -> None:
-    """Refuse, before any model work, outputs that would overwrite an input or each other."""
-    from summarize_cli.documents import Problem
+    """Refuse, before any model work, outputs that would overwrite an input or each other (a dataset's rows
+    are named only once read: the output folder checks those as they are written)."""
     from summarize_cli.sinks import output_path
+    from summarize_cli.sources import InputFile, is_dataset
 
-    inputs = {item.path.resolve() for item in items if not isinstance(item, Problem) and item.path is not None}
+    files = [item for item in items if isinstance(item, InputFile)]
+    inputs = {item.path.resolve() for item in files if item.path is not None}
     claimed: dict[Path, str] = {}
-    for item in items:
-        if isinstance(item, Problem):
+    for item in files:
+        if is_dataset(item):
             continue
         target = output_path(output_dir, item.relpath, fmt).resolve()
         if target in inputs:
@@ -303,10 +309,23 @@ def _check_outputs(items, output_dir: Path, fmt: str) -> None:
         claimed[target] = item.display
 
 
+def _check_output_file(items, output: Path) -> None:
+    """--output must not be one of the inputs, through whatever path or link."""
+    from summarize_cli.sources import InputFile
+
+    if not output.exists():
+        return
+    for item in items:
+        if isinstance(item, InputFile) and item.path is not None and os.path.samefile(item.path, output):
+            raise typer.BadParameter(
+                f"{output} is also an input ({item.display}): it would be overwritten", param_hint="--output"
+            )
+
+
 def _without_existing(items, output_dir: Path, fmt: str) -> tuple[list, int]:
     """Drop inputs whose summary file is already there; return the rest and how many were dropped."""
     from summarize_cli.sinks import output_path
-    from summarize_cli.sources import InputFile
+    from summarize_cli.sources import InputFile, is_dataset
 
     kept = [
         item
@@ -314,6 +333,7 @@ def _without_existing(items, output_dir: Path, fmt: str) -> tuple[list, int]:
         if not (
             isinstance(item, InputFile)
             and item.path is not None
+            and not is_dataset(item)
             and output_path(output_dir, item.relpath, fmt).exists()
         )
     ]
@@ -327,7 +347,20 @@ def _on_sigterm(signum, frame):
 def main() -> None:
     """Console-script entry point: SIGTERM stops a run the way Ctrl-C does."""
     signal.signal(signal.SIGTERM, _on_sigterm)
-    app(prog_name="summarize", args=ray_address_argument(sys.argv[1:]))
+    try:
+        app(prog_name="summarize", args=ray_address_argument(sys.argv[1:]))
+        code = 0
+    except SystemExit as exc:
+        code = exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
+    from summarize_cli import worker
+
+    if worker.busy():  # a signal stopped the run mid-generate: do not wait for the native call to return
+        for stream in (sys.stdout, sys.stderr):
+            with contextlib.suppress(Exception):
+                stream.flush()
+        worker.cleanup()
+        os._exit(code)
+    sys.exit(code)
 
 
 def ray_address_argument(args: list[str]) -> list[str]:

@@ -14,6 +14,7 @@ from typing import Annotated
 import typer
 
 from summarize_cli import cli_options as opt
+from summarize_cli import worker
 from summarize_cli.cli_common import handle_errors, progress_bar, say, show_progress, status
 from summarize_cli.cli_options import IO
 from summarize_cli.specs import GenerationSpec, ModelSpec, RunSpec
@@ -211,7 +212,7 @@ def _run_model(system: System, examples, show: bool) -> tuple[list[str], float, 
 
     model = system.run.model.model
     with status(f"Loading {model} ...", show) as spinner:
-        ready = build_run(system.run, on_status=spinner.update)
+        ready = worker.call(lambda: build_run(system.run, on_status=spinner.update))
     try:
         say([f"Warning: {w}" for w in ready.warnings])
         label = system.label or (Path(model).name if Path(model).is_dir() else model)
@@ -220,7 +221,7 @@ def _run_model(system: System, examples, show: bool) -> tuple[list[str], float, 
         started = time.perf_counter()
         with progress_bar(show) as progress:
             task = progress.add_task(f"Summarising ({label})", total=len(documents))
-            for result in ready.summarize(documents):
+            for result in worker.iterate(ready.summarize(documents)):
                 if isinstance(result, Problem):  # pragma: no cover - documents in memory cannot fail to read
                     predictions.append("")
                 else:

@@ -2,17 +2,17 @@
 
 from __future__ import annotations
 
-import contextlib
 import os
 import sys
 
 import typer
 
+from summarize_cli import worker
 from summarize_cli.cli_common import progress_bar, say, status
-from summarize_cli.documents import Problem
+from summarize_cli.documents import Document, Problem
 from summarize_cli.errors import EXIT_SIGINT, EXIT_SIGPIPE, EXIT_SIGTERM, Terminated
 from summarize_cli.report import RunReport
-from summarize_cli.sources import InputFile, is_dataset
+from summarize_cli.sources import InputFile, is_dataset, read_inputs
 from summarize_cli.specs import InputSpec, OutputSpec, RaySpec, RunSpec
 
 
@@ -36,7 +36,7 @@ def start_runner(run: RunSpec, ray: RaySpec | None, show: bool):
     from summarize_cli.build import build_run
 
     with status(f"Loading {run.model.model} ...", show) as spinner:
-        return build_run(run, on_status=spinner.update)
+        return worker.call(lambda: build_run(run, on_status=spinner.update))
 
 
 def summarize_all(
@@ -63,7 +63,11 @@ def summarize_all(
             if verbose:
                 say(runner.describe())
             report.model_name = runner.model_name
-            results, run_info = runner.summarize_inputs(items, _stdin(), inputs), runner.run_info
+            documents = read_inputs(items, _stdin(), inputs)
+            if output.skip_existing and output.output_dir is not None:
+                documents = _without_existing(documents, output, report)
+            results = worker.iterate(runner.summarize(documents))
+            run_info = runner.run_info
         several = None if expected is None else len(items) > 1  # as `head` does, failures count
         _stream(results, _sink(output, run_info, several), report, show)
         if runner is not None:
@@ -77,6 +81,17 @@ def summarize_all(
         raise typer.Exit(code)
 
 
+def _without_existing(documents, output: OutputSpec, report: RunReport):
+    """--skip-existing for what is known only once read: dataset rows and stdin jsonl lines."""
+    from summarize_cli.sinks import output_path
+
+    for document in documents:
+        if isinstance(document, Document) and output_path(output.output_dir, document.relpath, output.fmt).exists():
+            report.already_done += 1
+            continue
+        yield document
+
+
 def _sink(output: OutputSpec, run_info: dict, several: bool | None):
     from summarize_cli.sinks import DatasetSink, DirectorySink, StdoutSink
 
@@ -88,7 +103,11 @@ def _sink(output: OutputSpec, run_info: dict, several: bool | None):
 
 
 def _stream(results, sink, report: RunReport, show: bool) -> None:
-    """Every result into the sink and every problem into the report, under the progress display."""
+    """Every result into the sink and every problem into the report, under the progress display.
+
+    The sink is closed only when the run completes; a run that stops early abandons it, so an --output
+    file it would have replaced is left as it was.
+    """
     from summarize_cli.sinks import DuplicateOutput
 
     progress = progress_bar(show)
@@ -108,15 +127,26 @@ def _stream(results, sink, report: RunReport, show: bool) -> None:
                 progress.advance(task)
         sink.close()
     except BrokenPipeError:
+        _abandon(sink)
         _silence_stdout()
         raise typer.Exit(EXIT_SIGPIPE) from None
     except (KeyboardInterrupt, Terminated) as exc:
+        _abandon(sink)
         lines, code = report.stopped(EXIT_SIGINT if isinstance(exc, KeyboardInterrupt) else EXIT_SIGTERM)
         say(lines)
         raise typer.Exit(code) from None
-    finally:
-        with contextlib.suppress(OSError):
-            sink.close()
+    except BaseException:
+        _abandon(sink)
+        raise
+
+
+def _abandon(sink) -> None:
+    try:
+        partial = sink.abandon()
+    except (OSError, BrokenPipeError):
+        return
+    if partial is not None:
+        say([f"{sink.path} was left as it was; the {sink.written} summaries made are in {partial}."])
 
 
 def _stdin():

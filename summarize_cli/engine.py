@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 
 from summarize_cli.backends import Backend
 from summarize_cli.errors import ModelLoadError, SettingsError
@@ -139,9 +141,25 @@ def _load_ct2(
     marker = ct2_backend.unsupported_marker(folder)
     if marker.is_file():
         raise ModelLoadError(marker.read_text())
+    notes = []
     if not ct2_backend.is_converted(folder):
         on_status(f"Converting {source.name} for CTranslate2 ({precision}), once ...")
-        ct2_backend.convert(source, precision, folder)
+        try:
+            ct2_backend.convert(source, precision, folder)
+        except ct2_backend.ConversionFailed as exc:
+            with contextlib.suppress(OSError):  # remembered, so later runs go straight to the torch backend
+                marker.write_text(str(exc))
+            raise
+        except OSError as exc:  # the cache folder is read-only or full: convert for this run only
+            notes.append(
+                f"cannot write the model cache in {folder.parent} ({exc.strerror or exc}); "
+                f"converted {source.name} into a temporary folder for this run only"
+            )
+            folder = _temporary_folder() / folder.name
+            try:
+                ct2_backend.convert(source, precision, folder)
+            except OSError as again:
+                raise ModelLoadError(f"cannot convert '{source.name}' for CTranslate2: {again}") from None
         on_status(f"Loading {source.name} ...")
     tokenizer_file = folder / "tokenizer.json"
     tokenizer = TextTokenizer.from_dir(source.path, source.config, tokenizer_file if tokenizer_file.is_file() else None)
@@ -157,4 +175,19 @@ def _load_ct2(
         tokenizer.pad_id,
         source.generation_config.get("forced_bos_token_id", source.config.get("forced_bos_token_id")),
     )
+    runner.notes.extend(notes)
     return Engine(source, runner, tokenizer)
+
+
+def _temporary_folder() -> Path:
+    """A folder removed when the process exits, for a conversion the cache could not keep."""
+    import atexit
+    import shutil
+    import tempfile
+
+    from summarize_cli import worker
+
+    folder = Path(tempfile.mkdtemp(prefix="summarize-ct2-"))
+    worker.leave_behind_nothing(folder)
+    atexit.register(shutil.rmtree, folder, True)
+    return folder

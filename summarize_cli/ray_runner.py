@@ -1,6 +1,6 @@
 """Run the same summarizer on Ray: a pool of actors, each holding one ready run built from the same spec.
 
-The driver reads and decodes the inputs with the local run's reader (so names, messages, size limits and
+The driver reads and decodes the inputs with the local run's reader (cli_run) (so names, messages, size limits and
 per-input failures are the same), streams them to the actors a batch at a time, and gets results back in
 input order as rows of the one record schema.
 """
@@ -15,13 +15,11 @@ import warnings
 from collections import deque
 from collections.abc import Iterable, Iterator
 from dataclasses import replace
-from typing import BinaryIO
 
 from summarize_cli.documents import Document, Problem, Result
 from summarize_cli.errors import SettingsError, SummarizeError
 from summarize_cli.records import from_row, to_row
-from summarize_cli.sources import InputFile, read_inputs
-from summarize_cli.specs import InputSpec, RaySpec, RunSpec
+from summarize_cli.specs import RaySpec, RunSpec
 
 RAY_EXTRA = "pip install 'summarize-cli[ray]'"
 CALLS_IN_FLIGHT = 2  # per actor: one running, one queued, so no actor waits for the driver
@@ -149,12 +147,10 @@ class RayRunner:
     def describe(self) -> list[str]:
         return self._described
 
-    def summarize_inputs(
-        self, items: Iterable[InputFile | Problem], stdin: BinaryIO | None, inputs: InputSpec
-    ) -> Iterator[Result | Problem]:
-        """Every input's result, in order, with at most CALLS_IN_FLIGHT batches queued per actor."""
+    def summarize(self, documents: Iterable[Document | Problem]) -> Iterator[Result | Problem]:
+        """Every document's result, in order, with at most CALLS_IN_FLIGHT batches queued per actor."""
         in_flight: deque = deque()
-        for turn, batch in enumerate(_batches(read_inputs(items, stdin, inputs), self.batch_size)):
+        for turn, batch in enumerate(_batches(documents, self.batch_size)):
             in_flight.append(self.actors[turn % len(self.actors)].summarize.remote(batch))
             if len(in_flight) >= CALLS_IN_FLIGHT * len(self.actors):
                 yield from self._collect(in_flight.popleft())

@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import stat
 import tempfile
 from pathlib import Path
 from typing import TextIO
@@ -73,16 +74,20 @@ class StdoutSink:
             self.stream.write("\n]\n" if self._count else "[]\n")
             self.stream.flush()
 
+    def abandon(self) -> None:
+        """The run stopped early: what was printed stays printed, a json array is still closed."""
+        self.close()
+
 
 def _indent(text: str) -> str:
     return "\n".join("  " + line for line in text.splitlines())
 
 
 def output_path(out_dir: Path, relpath: Path, fmt: str) -> Path:
-    """`notes/a.txt` -> `OUT/notes/a.summary.txt` (extension by format)."""
+    """`notes/a.txt` -> `OUT/notes/a.txt.summary.txt` (by format): the whole source name is kept, so `a.txt`
+    and `a.md` never collide, and a file's output path depends on nothing but its own path."""
     name = relpath.name or "stdin"
-    stem = name.rsplit(".", 1)[0] if "." in name.lstrip(".") else name
-    return out_dir / relpath.parent / (stem + EXTENSIONS[fmt])
+    return out_dir / relpath.parent / (name + EXTENSIONS[fmt])
 
 
 class DuplicateOutput(OutputError):
@@ -123,14 +128,36 @@ class DirectorySink:
     def close(self) -> None:
         pass
 
+    def abandon(self) -> None:
+        """Each file was complete when written: nothing to undo."""
 
-def write_atomic(path: Path, text: str) -> None:
-    """Write to a temporary file beside `path`, then rename it into place."""
+
+def _temporary_beside(path: Path) -> tuple[int, str]:
+    """A temporary file beside `path` with the mode `path` will have: its own if it exists, else what the
+    user's umask gives a new file (as cp and tee do), never mkstemp's 0600."""
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     except OSError as exc:
         raise OutputError(f"cannot write {path}: {exc.strerror or exc}") from None
+    try:
+        mode = stat.S_IMODE(path.stat().st_mode)
+    except OSError:
+        mode = 0o666 & ~_umask()
+    with contextlib.suppress(OSError):
+        os.fchmod(fd, mode)
+    return fd, tmp
+
+
+def _umask() -> int:
+    mask = os.umask(0o022)  # the only way to read it is to set it: put it straight back
+    os.umask(mask)
+    return mask
+
+
+def write_atomic(path: Path, text: str) -> None:
+    """Write to a temporary file beside `path`, then rename it into place."""
+    fd, tmp = _temporary_beside(path)
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as handle:
             handle.write(text)
@@ -146,7 +173,8 @@ def write_atomic(path: Path, text: str) -> None:
 
 
 class DatasetSink:
-    """Writes every record into one `.jsonl` or `.parquet` file, renamed into place when closed."""
+    """Writes every record into one `.jsonl` or `.parquet` file that replaces `path` only when the run
+    completes with at least one record; an interrupted or failed run leaves `path` as it was."""
 
     def __init__(self, path: Path, run_info: dict, rows_per_group: int = 1000):
         if path.suffix.lower() not in (".jsonl", ".parquet"):
@@ -158,11 +186,7 @@ class DatasetSink:
         self._rows_per_group = rows_per_group
         self._parquet = None
         self._closed = False
-        try:
-            path.parent.mkdir(parents=True, exist_ok=True)
-            fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-        except OSError as exc:
-            raise OutputError(f"cannot write {path}: {exc.strerror or exc}") from None
+        fd, tmp = _temporary_beside(path)
         self._tmp = Path(tmp)
         self._handle = os.fdopen(fd, "wb")
 
@@ -195,21 +219,46 @@ class DatasetSink:
         except OSError as exc:
             raise OutputError(f"cannot write {self.path}: {exc.strerror or exc}") from None
 
+    def _finish(self) -> None:
+        """Complete the temporary file (a Parquet footer) so that it is valid on its own."""
+        if self.path.suffix.lower() == ".parquet":
+            self._flush_parquet()
+            if self._parquet is not None:
+                self._parquet.close()
+        self._handle.flush()
+        os.fsync(self._handle.fileno())
+        self._handle.close()
+
     def close(self) -> None:
-        """Finish the file with every record written so far, then rename it into place."""
+        """The run completed: the file replaces `path`, unless it holds nothing (then `path` is untouched)."""
         if self._closed:
             return
         self._closed = True
         try:
-            if self.path.suffix.lower() == ".parquet":
-                self._flush_parquet()
-                if self._parquet is not None:
-                    self._parquet.close()
-            self._handle.flush()
-            os.fsync(self._handle.fileno())
-            self._handle.close()
-            os.replace(self._tmp, self.path)
+            self._finish()
+            if self.written:
+                os.replace(self._tmp, self.path)
+            else:
+                self._tmp.unlink()
         except OSError as exc:
             with contextlib.suppress(OSError):
                 self._tmp.unlink()
             raise OutputError(f"cannot write {self.path}: {exc.strerror or exc}") from None
+
+    def abandon(self) -> Path | None:
+        """The run stopped early: `path` stays as it was; the records made so far are kept beside it, in
+        `NAME.partial.EXT`, whose path is returned (None when there were none)."""
+        if self._closed:
+            return None
+        self._closed = True
+        partial = self.path.with_name(f"{self.path.stem}.partial{self.path.suffix}")
+        try:
+            self._finish()
+            if self.written:
+                os.replace(self._tmp, partial)
+                return partial
+        except (OSError, OutputError):
+            pass
+        with contextlib.suppress(OSError):
+            self._tmp.unlink()
+        return None

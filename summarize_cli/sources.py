@@ -34,10 +34,20 @@ class InputFile:
 
 
 def discover(
-    inputs: Iterable[str], include: Iterable[str] = DEFAULT_INCLUDE, exclude: Iterable[str] = ()
+    inputs: Iterable[str],
+    include: Iterable[str] = DEFAULT_INCLUDE,
+    exclude: Iterable[str] = (),
+    skip: Iterable[Path] = (),
 ) -> Iterator[InputFile | Problem]:
-    """Expand INPUTS into files, in order; folders are walked recursively in sorted order."""
-    include, exclude = tuple(include), tuple(exclude)
+    """Expand INPUTS into files, in order; folders are walked recursively in sorted order.
+
+    `skip` names folders never walked (the output folder). A file or folder reached twice (named twice,
+    or through a link into the tree) is taken once, under its own path; only a link to one of its own
+    ancestors is a loop.
+    """
+    inputs, include, exclude = list(inputs), tuple(include), tuple(exclude)
+    anchors = Anchors(inputs)
+    walk = _Walk(include, exclude, skip, roots=[Path(a) for a in inputs if a != STDIN])
     for arg in inputs:
         if arg == STDIN:
             yield InputFile(STDIN_NAME, None, Path("stdin"))
@@ -52,53 +62,91 @@ def discover(
             yield Problem(arg, exc.strerror or str(exc))
             continue
         if stat.S_ISDIR(info.st_mode):
-            yield from _walk(path, _anchor(path), include, exclude)
-        else:  # a named file is read whatever its kind: `<(cmd)` gives a pipe
-            yield InputFile(arg, path, _anchor(path))
+            yield from walk.folder(path, anchors.of(path))
+        elif walk.first_time(info):  # a named file is read whatever its kind: `<(cmd)` gives a pipe
+            yield InputFile(arg, path, anchors.of(path))
 
 
-def _anchor(path: Path) -> Path:
-    """Where a named input sits under --output-dir: its relative path, or its name when outside cwd."""
-    normal = Path(os.path.normpath(path))
-    if not normal.is_absolute() and normal.parts[:1] != ("..",):
-        return Path() if str(normal) == "." else normal
-    try:
-        return normal.resolve().relative_to(Path.cwd().resolve())
-    except ValueError:
-        return Path(normal.resolve().name)
+class Anchors:
+    """Where each named input sits under --output-dir, so that no two inputs collide and a file's place
+    never depends on the files beside it: inside the current folder, its path relative to it; outside,
+    its path relative to the common parent of the named inputs outside it."""
+
+    def __init__(self, inputs: list[str]):
+        self.cwd = Path.cwd().resolve()
+        outside = [self._absolute(Path(a)) for a in inputs if a != STDIN and self._inside(Path(a)) is None]
+        self.base = Path(os.path.commonpath([str(p.parent) for p in outside])) if outside else None
+
+    @staticmethod
+    def _absolute(path: Path) -> Path:
+        return Path(os.path.normpath(path.resolve() if path.is_symlink() else path.absolute()))
+
+    def _inside(self, path: Path) -> Path | None:
+        normal = Path(os.path.normpath(path))
+        if not normal.is_absolute() and normal.parts[:1] != ("..",):
+            return Path() if str(normal) == "." else normal
+        for candidate in (self._absolute(path), path.resolve()):
+            try:
+                return candidate.relative_to(self.cwd)
+            except ValueError:
+                continue
+        return None
+
+    def of(self, path: Path) -> Path:
+        inside = self._inside(path)
+        if inside is not None:
+            return inside
+        absolute = self._absolute(path)
+        return absolute.relative_to(self.base) if self.base is not None else Path(absolute.name)
 
 
 def _matches(relative: PurePosixPath, patterns: tuple[str, ...]) -> bool:
     return any(fnmatch(relative.name, p) or ("/" in p and fnmatch(str(relative), p)) for p in patterns)
 
 
-def _walk(
-    root: Path, anchor: Path, include: tuple[str, ...], exclude: tuple[str, ...]
-) -> Iterator[InputFile | Problem]:
-    seen_dirs: set[tuple[int, int]] = set()
+class _Walk:
+    """One walk over all the named inputs: remembers what it has taken, so nothing is taken twice."""
 
-    def visit(folder: Path, relative: PurePosixPath) -> Iterator[InputFile | Problem]:
+    def __init__(self, include: tuple[str, ...], exclude: tuple[str, ...], skip: Iterable[Path], roots: list[Path]):
+        self.include, self.exclude = include, exclude
+        self.skip = {_key(p) for p in skip if p.exists()}
+        self.roots = [r.resolve() for r in roots if r.is_dir()]
+        self.taken: set[tuple[int, int]] = set()
+
+    def first_time(self, info: os.stat_result) -> bool:
+        key = (info.st_dev, info.st_ino)
+        if key in self.taken:
+            return False
+        self.taken.add(key)
+        return True
+
+    def folder(self, root: Path, anchor: Path) -> Iterator[InputFile | Problem]:
+        yield from self._visit(root, PurePosixPath(), anchor, ())
+
+    def _visit(self, folder: Path, relative: PurePosixPath, anchor: Path, ancestors: tuple) -> Iterator:
         try:
             info = folder.stat()
         except OSError as exc:
             yield Problem(str(folder), exc.strerror or str(exc))
             return
         key = (info.st_dev, info.st_ino)
-        if key in seen_dirs:
-            yield Problem(str(folder), "symbolic link loop, not followed", skipped=True)
+        if key in ancestors:
+            yield Problem(str(folder), "symbolic link loop (a link to a folder that contains it), not followed", True)
             return
-        seen_dirs.add(key)
+        if key in self.skip or not self.first_time(info):
+            return  # the output folder, or a folder already walked
         try:
             entries = sorted(os.scandir(folder), key=lambda e: e.name)
         except OSError as exc:
             yield Problem(str(folder), exc.strerror or str(exc))
             return
+        ancestors = (*ancestors, key)
         for entry in entries:
             if entry.name.startswith("."):
                 continue
             child_rel = relative / entry.name
             child = folder / entry.name
-            if _matches(child_rel, exclude):
+            if _matches(child_rel, self.exclude):
                 continue
             try:
                 child_info = entry.stat()
@@ -109,15 +157,27 @@ def _walk(
                     yield Problem(str(child), exc.strerror or str(exc))
                 continue
             if stat.S_ISDIR(child_info.st_mode):
-                yield from visit(child, child_rel)
-            elif not _matches(child_rel, include):
+                if entry.is_symlink() and (child_info.st_dev, child_info.st_ino) not in ancestors:
+                    target = child.resolve()
+                    if any(target == r or r in target.parents for r in self.roots):
+                        continue  # inside a walked tree: taken under its own path, not the link's
+                yield from self._visit(child, child_rel, anchor, ancestors)
+            elif not _matches(child_rel, self.include):
                 continue
             elif stat.S_ISREG(child_info.st_mode):
-                yield InputFile(str(child), child, anchor / child_rel)
+                if (child_info.st_dev, child_info.st_ino) in self.skip:
+                    continue  # the --output file of this run
+                if entry.is_symlink() and any(r in child.resolve().parents for r in self.roots):
+                    continue  # a link to a file of a walked tree: taken under its own path
+                if self.first_time(child_info):
+                    yield InputFile(str(child), child, anchor / child_rel)
             else:
                 yield Problem(str(child), "not a regular file (FIFO, socket or device), skipped", skipped=True)
 
-    yield from visit(root, PurePosixPath())
+
+def _key(path: Path) -> tuple[int, int]:
+    info = path.stat()
+    return info.st_dev, info.st_ino
 
 
 def read_inputs(items: Iterable[InputFile | Problem], stdin: BinaryIO | None, spec: InputSpec):
@@ -192,7 +252,7 @@ def is_dataset(item: InputFile) -> bool:
 
 def read_dataset(item: InputFile, max_input_bytes: int, text_column: str, id_column: str):
     """Documents from the rows of a JSONL or Parquet file."""
-    folder = item.relpath.with_suffix("")
+    folder = item.relpath  # rows go under OUT/data.jsonl/ID.summary.*, beside OUT/other.txt.summary.*
     try:
         if item.path.suffix.lower() == ".jsonl":
             with open(item.path, "rb") as stream:

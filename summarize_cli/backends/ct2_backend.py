@@ -86,17 +86,41 @@ def converted_dir(source: ModelSource, compute_type: str) -> Path:
 
 
 def convert(source: ModelSource, compute_type: str, target: Path) -> None:
-    """Convert into a temporary folder beside `target`, then rename: a half-done conversion is never used."""
+    """Convert into a temporary folder beside `target`, then rename: a half-done conversion is never used.
+
+    A lock file serialises processes converting the same model (two runs at once wait for one conversion);
+    whoever holds it removes what an interrupted conversion left. OSError: the folder cannot be written.
+    Only a genuine failure of the converter marks the model unsupported; a signal (a BaseException) never.
+    """
+    from summarize_cli import worker
+
+    target.parent.mkdir(parents=True, exist_ok=True)
+    with _locked(target.parent / f".{target.name}.lock"):
+        if is_converted(target):  # another process converted it while this one waited
+            return
+        for leftover in target.parent.glob(f".{target.name}.*"):
+            if leftover.is_dir():  # an interrupted conversion's temporary folder: nobody else is converting
+                shutil.rmtree(leftover, ignore_errors=True)
+        if target.exists() and not is_converted(target):
+            shutil.rmtree(target, ignore_errors=True)
+        work = Path(tempfile.mkdtemp(prefix=f".{target.name}.", dir=target.parent))
+        worker.leave_behind_nothing(work)
+        try:
+            _convert_into(source, compute_type, work / "model")
+            os.rename(work / "model", target)
+        finally:
+            shutil.rmtree(work, ignore_errors=True)
+            worker.done_with(work)
+
+
+def _convert_into(source: ModelSource, compute_type: str, output: Path) -> None:
     from summarize_cli.quiet import silence_transformers
 
     silence_transformers()
-    target.parent.mkdir(parents=True, exist_ok=True)
-    work = Path(tempfile.mkdtemp(prefix=f".{target.name}.", dir=target.parent))
     try:
         from ctranslate2.converters import TransformersConverter
 
         _restore_removed_config_fields()
-        output = work / "model"
         TransformersConverter(str(source.path), low_cpu_mem_usage=True).convert(
             str(output), quantization=compute_type, force=True
         )
@@ -104,23 +128,30 @@ def convert(source: ModelSource, compute_type: str, target: Path) -> None:
             from summarize_cli.tokenizer import TextTokenizer
 
             TextTokenizer.from_dir(source.path, source.config).save(output)
-        (output / _DONE).write_text(
-            json.dumps({"model": source.name, "revision": source.revision, "compute_type": compute_type})
-        )
-        try:
-            os.rename(output, target)
-        except OSError:
-            if not (target / _DONE).is_file():  # another process won the race if it finished
-                raise
-    except OSError as exc:
-        raise ModelLoadError(f"cannot convert '{source.name}' for CTranslate2 into {target}: {exc}") from None
+    except OSError:
+        raise
     except Exception as exc:  # noqa: BLE001 - the converter fails in many ways on models it cannot handle
         message = f"CTranslate2 cannot convert '{source.name}': {type(exc).__name__}: {exc}"
-        with contextlib.suppress(OSError):  # remembered, so later runs go straight to the torch backend
-            unsupported_marker(target).write_text(message)
-        raise ModelLoadError(message) from None
-    finally:
-        shutil.rmtree(work, ignore_errors=True)
+        raise ConversionFailed(message) from None
+    (output / _DONE).write_text(
+        json.dumps({"model": source.name, "revision": source.revision, "compute_type": compute_type})
+    )
+
+
+class ConversionFailed(ModelLoadError):
+    """The converter itself cannot handle this model: worth remembering, so later runs skip it."""
+
+
+@contextlib.contextmanager
+def _locked(path: Path):
+    import fcntl
+
+    with open(path, "a") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
 
 
 def _restore_removed_config_fields() -> None:

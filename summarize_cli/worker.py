@@ -1,0 +1,121 @@
+"""Run the model's work in a worker thread, so the main thread stays free to take Ctrl-C and SIGTERM.
+
+Python runs signal handlers only in the main thread and only between bytecodes: a long native call (a model
+load, a conversion, a generate() with a large --max-length) would delay them for minutes. Here the native
+work runs in a daemon thread; the main thread only waits, in short slices, and so stops within a fraction
+of a second. The CLI then exits without waiting for the worker (see cli.main).
+"""
+
+from __future__ import annotations
+
+import queue
+import threading
+from collections.abc import Callable, Iterable, Iterator
+from typing import TypeVar
+
+T = TypeVar("T")
+_SLICE = 0.1  # seconds the main thread waits at a time
+_DONE = object()
+
+
+def call(function: Callable[[], T]) -> T:
+    """`function()` in a worker thread; its exception, if any, is raised here."""
+    outcome: list = []
+    finished = threading.Event()
+
+    def target() -> None:
+        try:
+            outcome.append((True, function()))
+        except BaseException as exc:  # noqa: BLE001 - handed to the main thread as it is
+            outcome.append((False, exc))
+        finally:
+            finished.set()
+
+    _start(target)
+    while not finished.wait(_SLICE):  # not Thread.join: a signal during join() marks the thread stopped
+        pass
+    ok, value = outcome[0]
+    if not ok:
+        raise value
+    return value
+
+
+def iterate(items: Iterable[T], ahead: int = 64) -> Iterator[T]:
+    """The items of `items`, produced in a worker thread at most `ahead` in advance."""
+    handoff: queue.Queue = queue.Queue(maxsize=ahead)
+    stop = threading.Event()
+
+    def put(item) -> bool:
+        while not stop.is_set():
+            try:
+                handoff.put(item, timeout=_SLICE)
+                return True
+            except queue.Full:
+                continue
+        return False
+
+    def produce() -> None:
+        try:
+            for item in items:
+                if not put((True, item)):
+                    return
+            put((True, _DONE))
+        except BaseException as exc:  # noqa: BLE001 - handed to the main thread as it is
+            put((False, exc))
+
+    _start(produce)
+    try:
+        while True:
+            try:
+                ok, item = handoff.get(timeout=_SLICE)
+            except queue.Empty:
+                continue
+            if not ok:
+                raise item
+            if item is _DONE:
+                return
+            yield item
+    finally:
+        stop.set()  # a consumer that stops early (a signal, a closed pipe) lets the producer end
+
+
+_running: set[object] = set()
+
+
+def _start(target: Callable[[], None]) -> None:
+    token = object()
+    _running.add(token)  # before start(): busy() is true from the moment the work exists
+
+    def run() -> None:
+        try:
+            target()
+        finally:
+            _running.discard(token)
+
+    threading.Thread(target=run, name="summarize-worker", daemon=True).start()
+
+
+def busy() -> bool:
+    """Whether a worker thread is still running (the CLI then exits without waiting for it)."""
+    return bool(_running)
+
+
+_LEFTOVERS: set = set()
+
+
+def leave_behind_nothing(path) -> None:
+    """Register a temporary path (a conversion in progress) to remove if the process exits mid-way."""
+    _LEFTOVERS.add(path)
+
+
+def done_with(path) -> None:
+    _LEFTOVERS.discard(path)
+
+
+def cleanup() -> None:
+    """Remove what an interrupted worker left half-made."""
+    import shutil
+
+    for path in list(_LEFTOVERS):
+        shutil.rmtree(path, ignore_errors=True)
+    _LEFTOVERS.clear()

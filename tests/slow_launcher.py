@@ -1,0 +1,66 @@
+"""Run the real `summarize` entry point with one step made slow by a native call that ignores signals.
+
+`SLOW=generate`: the model `slow` (a fake engine on the tiny model's tokenizer) answers the first batch at
+once and then spends ~minutes in hashlib's PBKDF2, a C loop that, like a real generate(), does not return
+to Python when a signal arrives. `SLOW=convert`: the CTranslate2 conversion does the same before it starts.
+Used by test_never_lose_work.py as `python tests/slow_launcher.py ARGS...`.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import sys
+from pathlib import Path
+
+
+def native_stall() -> None:
+    hashlib.pbkdf2_hmac("sha256", b"password", b"salt", 50_000_000)  # tens of seconds, all in C
+
+
+def main() -> None:
+    sys.path.insert(0, str(Path(__file__).parent))
+    mode = os.environ.get("SLOW", "")
+    tiny = Path(os.environ["TINY_MODEL"])
+    if mode == "convert":
+        from summarize_cli.backends import ct2_backend
+
+        real = ct2_backend._convert_into
+
+        def slow_convert(*args, **kwargs):
+            native_stall()
+            return real(*args, **kwargs)
+
+        ct2_backend._convert_into = slow_convert
+    else:
+        from summarize_cli.engine import Engine, register_engine
+        from summarize_cli.model_source import ModelSource
+        from summarize_cli.tokenizer import TextTokenizer
+
+        class SlowBackend:
+            name, device, precision = "slow", "cpu", "float32"
+
+            def __init__(self):
+                self.notes: list[str] = []
+                self.calls = 0
+
+            def check(self, settings):
+                return []
+
+            def generate(self, inputs, settings):
+                self.calls += 1
+                if self.calls > 1:
+                    native_stall()
+                return [list(i[:4]) for i in inputs]
+
+        def slow_engine(**options):
+            return Engine(ModelSource("slow", tiny, "slow"), SlowBackend(), TextTokenizer.from_dir(tiny))
+
+        register_engine("slow", slow_engine)
+    from summarize_cli.cli import main as summarize
+
+    summarize()
+
+
+if __name__ == "__main__":
+    main()
