@@ -18,6 +18,7 @@ class ReadyRun:
     settings: object  # summarize_cli.settings.GenerationSettings
     summarizer: object  # summarize_cli.pipeline.Summarizer
     cache: object | None = None  # summarize_cli.cache.ResultCache
+    stage: object | None = None  # summarize_cli.cache.CacheStage over `cache`
     warnings: list[str] = field(default_factory=list)  # to show once, before any result
     _cache_warned: bool = False
 
@@ -35,7 +36,9 @@ class ReadyRun:
         return self.engine.run_info(self.settings)
 
     def summarize(self, items: Iterable[Document | Problem]) -> Iterator[Result | Problem]:
-        return self.summarizer.summarize(items)
+        if self.stage is None:
+            return self.summarizer.summarize(items)
+        return self.stage.store(self.summarizer.summarize(self.stage.lookup(items)))
 
     def late_warnings(self) -> list[str]:
         """Warnings that arose during the run (the cache failed), each said once."""
@@ -62,7 +65,7 @@ class ReadyRun:
 def build_run(spec: RunSpec, on_status: Callable[[str], None] = lambda message: None) -> ReadyRun:
     """Load the model, resolve its settings against the user's, open the cache, and make the summarizer."""
     from summarize_cli.engine import load_engine
-    from summarize_cli.settings import resolve
+    from summarize_cli.settings import check_bounds, output_limit, resolve
 
     model = spec.model
     engine = load_engine(
@@ -75,15 +78,22 @@ def build_run(spec: RunSpec, on_status: Callable[[str], None] = lambda message: 
         threads=model.threads,
         on_status=on_status,
     )
-    settings = resolve(engine.source.path, spec.generation.overrides())
+    overrides = spec.generation.overrides()
+    settings = resolve(engine.source.path, overrides)
+    limit = output_limit(engine.source.config, engine.tokenizer.model_max_length)
+    check_bounds(settings, overrides, limit, engine.source.name)
     warnings = list(engine.backend.notes) + list(engine.backend.check(settings))
-    cache = None
+    summarizer = engine.summarizer(settings, model.batch_size, spec.generation.long_mode)
+    run = ReadyRun(spec, engine, settings, summarizer, warnings=warnings)
     if spec.use_cache:
-        from summarize_cli.cache import ResultCache
-
-        cache = ResultCache()
-    run = ReadyRun(spec, engine, settings, None, cache, warnings)
-    if cache is not None:
+        run.cache, run.stage = open_cache(run.run_info, spec.generation.long_mode)
         warnings.extend(run.late_warnings())  # a cache unusable from the start is said up front
-    run.summarizer = engine.summarizer(settings, model.batch_size, spec.generation.long_mode, cache)
     return run
+
+
+def open_cache(run_info: dict, long_mode: str):
+    """The result cache and the stage that consults it, for runs made as `run_info` says."""
+    from summarize_cli.cache import CacheStage, ResultCache
+
+    cache = ResultCache()
+    return cache, CacheStage(cache, run_info, long_mode)

@@ -7,9 +7,12 @@ import hashlib
 import json
 import os
 import sqlite3
+from collections import deque
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 
 from summarize_cli import __version__
+from summarize_cli.records import CACHE_SCHEMA
 
 
 def cache_dir() -> Path:
@@ -32,7 +35,8 @@ class ResultCache:
         self._db: sqlite3.Connection | None = None
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
-            db = sqlite3.connect(self.path, timeout=2.0, isolation_level=None)
+            # used by one thread at a time, but not always the one that opened it (see worker.py)
+            db = sqlite3.connect(self.path, timeout=2.0, isolation_level=None, check_same_thread=False)
             db.execute("PRAGMA journal_mode=WAL")
             db.execute("PRAGMA synchronous=NORMAL")
             db.execute("CREATE TABLE IF NOT EXISTS results (key TEXT PRIMARY KEY, value TEXT NOT NULL)")
@@ -82,10 +86,47 @@ class ResultCache:
             self._db = None
 
 
+class CacheStage:
+    """The result cache as a stage around a summarizer: hits replace their documents before it (it passes
+    them through in place), fresh results are stored after it. Used by the local run and by Ray's driver,
+    so on a cluster only the driver touches SQLite."""
+
+    def __init__(self, cache: ResultCache, run_info: dict, long_mode: str):
+        self.cache = cache
+        settings = run_info["settings"]
+        self.active = not (settings["do_sample"] and settings["seed"] is None)  # unseeded sampling varies
+        self.context = {**run_info, "long": long_mode}
+        self._pending: deque[str] = deque()  # keys of the documents sent on, in order
+
+    def lookup(self, items: Iterable) -> Iterator:
+        from summarize_cli.documents import Document
+        from summarize_cli.records import from_cache
+
+        for item in items:
+            if self.active and isinstance(item, Document):
+                key = result_key(item.text, self.context)
+                hit = self.cache.get(key)
+                if hit is not None:
+                    yield from_cache(item, hit)
+                    continue
+                self._pending.append(key)
+            yield item
+
+    def store(self, results: Iterable) -> Iterator:
+        from summarize_cli.documents import Result
+        from summarize_cli.records import cache_value
+
+        for result in results:
+            if self.active and isinstance(result, Result) and not result.cached:
+                self.cache.put(self._pending.popleft(), cache_value(result))
+            yield result
+
+
 def result_key(text: str, context: dict) -> str:
     """sha256 of the text and of the run context (model, revision, backend, precision, settings, version)."""
     digest = hashlib.sha256()
-    digest.update(json.dumps({**context, "tool_version": __version__}, sort_keys=True).encode())
+    stamp = {"tool_version": __version__, "schema": CACHE_SCHEMA}
+    digest.update(json.dumps({**context, **stamp}, sort_keys=True).encode())
     digest.update(b"\0")
     digest.update(text.encode("utf-8", "surrogatepass"))
     return digest.hexdigest()

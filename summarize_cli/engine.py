@@ -40,8 +40,8 @@ class Engine:
             return 32
         return 16 if self.backend.name == "ctranslate2" else 8
 
-    def summarizer(self, settings, batch_size: int | None = None, long_mode: str = "chunk", cache=None):
-        """A Summarizer over this engine (results cached in `cache`, a ResultCache, when given)."""
+    def summarizer(self, settings, batch_size: int | None = None, long_mode: str = "chunk"):
+        """A Summarizer over this engine."""
         from summarize_cli.pipeline import Summarizer
 
         return Summarizer(
@@ -50,8 +50,6 @@ class Engine:
             settings,
             batch_size or self.default_batch_size,
             long_mode,
-            cache=cache,
-            cache_context=self.info(),
         )
 
     def run_info(self, settings) -> dict:

@@ -8,11 +8,9 @@ from dataclasses import dataclass, field
 
 from summarize_cli.backends import Backend
 from summarize_cli.batcher import length_batches
-from summarize_cli.cache import ResultCache, result_key
 from summarize_cli.chunker import split_tokens
 from summarize_cli.documents import Document, Problem, Result
 from summarize_cli.errors import SettingsError
-from summarize_cli.records import cache_value, from_cache
 from summarize_cli.settings import GenerationSettings
 from summarize_cli.specs import LONG_MODES
 from summarize_cli.tokenizer import TextTokenizer
@@ -32,8 +30,7 @@ class _Work:
     warnings: list[str] = field(default_factory=list)
     summary: str | None = None
     unknown_share: float = 0.0
-    cache_key: str | None = None
-    result: Result | None = None  # set when the summary is done (or came from the cache)
+    result: Result | None = None  # set when the summary is done
 
     def start_round(self, pieces: list[list[int]]) -> None:
         self.pieces = pieces
@@ -51,8 +48,6 @@ class Summarizer:
         batch_size: int = 8,
         long_mode: str = "chunk",
         window: int | None = None,
-        cache: ResultCache | None = None,
-        cache_context: dict | None = None,
     ):
         if long_mode not in LONG_MODES:
             raise ValueError(f"long_mode must be one of {LONG_MODES}")
@@ -62,9 +57,6 @@ class Summarizer:
         self.batch_size = max(1, batch_size)
         self.long_mode = long_mode
         self.window = window or max(4 * self.batch_size, 16)
-        sampling_unseeded = settings.do_sample and settings.seed is None
-        self.cache = None if sampling_unseeded else cache
-        self.cache_context = {**(cache_context or {}), "settings": settings.as_dict(), "long": long_mode}
         self.prefix_ids = tokenizer.encode(settings.prefix).ids if settings.prefix else []
         self.budget = tokenizer.model_max_length - tokenizer.special_count - len(self.prefix_ids)
         if self.budget < 16:
@@ -73,8 +65,9 @@ class Summarizer:
                 "leaving too few for the text"
             )
 
-    def summarize(self, items: Iterable[Document | Problem]) -> Iterator[Result | Problem]:
-        """Yield a Result or Problem for every item, in order, as soon as it and all before it are done."""
+    def summarize(self, items: Iterable[Document | Problem | Result]) -> Iterator[Result | Problem]:
+        """Yield a Result or Problem for every item, in order, as soon as it and all before it are done.
+        Problems, and Results made earlier (the result cache's), pass through in their place."""
         window: list[Document | Problem] = []
         documents = 0
         for item in items:
@@ -127,12 +120,6 @@ class Summarizer:
                 yield from ready()
 
     def _prepare(self, document: Document) -> _Work:
-        key = result_key(document.text, self.cache_context) if self.cache is not None else None
-        hit = self.cache.get(key) if key is not None else None
-        if hit is not None:
-            work = _Work(document, 0, [], 0)
-            work.result = from_cache(document, hit)
-            return work
         encoded = self.tokenizer.encode(document.text)
         work = _Work(
             document, len(encoded.ids), [], 1, unknown_share=self.tokenizer.unknown_share(encoded, document.text)
@@ -147,7 +134,6 @@ class Summarizer:
             ranges = split_tokens(encoded, document.text, self.budget)
             work.chunks = len(ranges)
             work.start_round([encoded.ids[a:b] for a, b in ranges])
-        work.cache_key = key
         return work
 
     def _advance(self, work: _Work) -> None:
@@ -156,8 +142,6 @@ class Summarizer:
         if len(texts) == 1:
             work.summary = texts[0]
             work.result = self._result(work)
-            if self.cache is not None and work.cache_key is not None:
-                self.cache.put(work.cache_key, cache_value(work.result))
             return
         joined = " ".join(t for t in texts if t)
         encoded = self.tokenizer.encode(joined)

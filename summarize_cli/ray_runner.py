@@ -85,7 +85,11 @@ class RayRunner:
     def __init__(self, spec: RunSpec, ray_spec: RaySpec):
         self.ray = require_ray()
         self.threads = spec.model.threads or 1  # per actor: one actor per core is the default layout
-        self.spec = replace(spec, model=replace(spec.model, threads=self.threads))
+        self.use_cache = spec.use_cache
+        self.long_mode = spec.generation.long_mode
+        # the driver keeps the result cache (below), so SQLite never sits on a cluster's shared storage
+        self.spec = replace(spec, model=replace(spec.model, threads=self.threads), use_cache=False)
+        self.cache = self.stage = None
         self.ray_spec = ray_spec
         self.gpu = spec.model.device.startswith("cuda")
         self.actors: list = []
@@ -95,6 +99,7 @@ class RayRunner:
         self.batch_size = 1
         self._described: list[str] = []
         self._late: list[str] = []
+        self._cache_said: set[str] = set()
         self._started_here = False
         self._saved_fd: int | None = None
 
@@ -137,6 +142,11 @@ class RayRunner:
             f"{self.ray.cluster_resources()}"
         ]
         self.model_name, self.batch_size, self.run_info = first["model_name"], first["batch_size"], first["run_info"]
+        if self.use_cache:
+            from summarize_cli.build import open_cache
+
+            self.cache, self.stage = open_cache(self.run_info, self.long_mode)
+            self.warnings.extend(self.late_warnings())
 
     def pool_size(self) -> int:
         """--workers, or one actor per CPU (per GPU with --device cuda), never more than the cluster holds."""
@@ -148,7 +158,13 @@ class RayRunner:
         return self._described
 
     def summarize(self, documents: Iterable[Document | Problem]) -> Iterator[Result | Problem]:
-        """Every document's result, in order, with at most CALLS_IN_FLIGHT batches queued per actor."""
+        """Every document's result, in order; cached results are found and kept on the driver."""
+        if self.stage is None:
+            return self._on_actors(documents)
+        return self.stage.store(self._on_actors(self.stage.lookup(documents)))
+
+    def _on_actors(self, documents: Iterable) -> Iterator[Result | Problem]:
+        """With at most CALLS_IN_FLIGHT batches queued per actor."""
         in_flight: deque = deque()
         for turn, batch in enumerate(_batches(documents, self.batch_size)):
             in_flight.append(self.actors[turn % len(self.actors)].summarize.remote(batch))
@@ -172,10 +188,16 @@ class RayRunner:
             raise SummarizeError(f"the Ray job failed: {message}" + (f" (Ray's log: {log})" if log else "")) from None
 
     def late_warnings(self) -> list[str]:
+        """Warnings that arose during the run: an actor's, or the driver's cache failing."""
         said, self._late = self._late, []
+        if self.cache is not None and self.cache.warning and self.cache.warning not in self._cache_said:
+            self._cache_said.add(self.cache.warning)
+            said.append(self.cache.warning)
         return said
 
     def close(self) -> None:
+        if self.cache is not None:
+            self.cache.close()
         for actor in self.actors:
             with contextlib.suppress(Exception):
                 self.ray.kill(actor)

@@ -53,6 +53,25 @@ def model_defaults(model_dir: Path) -> dict:
     return defaults
 
 
+def output_limit(config: dict, input_limit: int) -> int:
+    """The longest summary a model can sensibly produce: its decoder's position limit where it has one
+    (BART, Pegasus: 1024), else its input limit (T5's relative positions have none; a summary longer than
+    the text it summarises is no summary)."""
+    for key in ("max_position_embeddings", "n_positions"):
+        if isinstance(config.get(key), int) and config[key] > 0:
+            return config[key]
+    return input_limit
+
+
+def check_bounds(settings: GenerationSettings, overrides: dict, limit: int, model: str) -> None:
+    """A --max-length past what the model can produce is a typo, not a run of hours: refuse it."""
+    if overrides.get("max_length") is not None and settings.max_length > limit:
+        raise SettingsError(
+            f"--max-length {settings.max_length} is more than {model} can produce ({limit} tokens); "
+            f"give at most --max-length {limit}"
+        )
+
+
 def resolve(model_dir: Path, overrides: dict) -> GenerationSettings:
     """Model defaults with every non-None override applied on top, checked as a whole."""
     known = {f.name for f in fields(GenerationSettings)}

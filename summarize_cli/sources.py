@@ -307,12 +307,12 @@ def read_jsonl(
     if stream is None:
         yield Problem(name, "stdin is not available")
         return
-    for number, raw in enumerate(stream, start=1):
+    for number, raw in enumerate(_bounded_lines(stream, max_input_bytes), start=1):
         line_name = f"{name}:{number}"
-        if not raw.strip():
-            continue
-        if len(raw) > max_input_bytes:
+        if raw is None:
             yield Problem(line_name, f"line {number}: larger than --max-input-bytes ({max_input_bytes:,} bytes)")
+            continue
+        if not raw.strip():
             continue
         try:
             record = json.loads(raw)
@@ -327,6 +327,21 @@ def read_jsonl(
             yield make_document(source, record[text_field], safe_relpath(source, number))
         except InputError as exc:
             yield Problem(source, f"line {number}: {exc}", skipped=True)
+
+
+def _bounded_lines(stream: BinaryIO, limit: int) -> Iterator[bytes | None]:
+    """The lines of `stream`, each read with a bound: a line over `limit` bytes is skipped as it streams
+    past (None in its place), so a stream without newlines cannot exhaust memory."""
+    while True:
+        line = stream.readline(limit + 2)  # the text, and room for "\r\n"
+        if not line:
+            return
+        if len(line.rstrip(b"\r\n")) <= limit:
+            yield line
+            continue
+        while line and not line.endswith(b"\n"):  # drop the rest of the line a megabyte at a time
+            line = stream.readline(1 << 20)
+        yield None
 
 
 def safe_relpath(name: str, number: int) -> Path:

@@ -9,6 +9,7 @@ from summarize_cli.errors import SettingsError
 
 LONG_MODES = ("chunk", "truncate")
 DEFAULT_MAX_INPUT_BYTES = 20_000_000
+MAX_SEED = 2**32 - 1  # what every backend's random generator takes
 
 
 @dataclass(frozen=True)
@@ -51,6 +52,7 @@ class GenerationSpec:
             "min_length": (lambda v: v >= 0, "--min-length must be 0 or more"),
             "max_length": (lambda v: v >= 1, "--max-length must be at least 1"),
             "no_repeat_ngram_size": (lambda v: v >= 0, "--no-repeat-ngram-size must be 0 (off) or more"),
+            "seed": (lambda v: 0 <= v <= MAX_SEED, f"--seed must be between 0 and {MAX_SEED}"),
         }
         for name, (ok, message) in checks.items():
             value = getattr(self, name)

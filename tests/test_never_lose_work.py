@@ -52,7 +52,7 @@ def test_signal_during_a_native_generate_stops_at_once_and_keeps_finished_work(t
     out = tmp_path / "out"
     proc = subprocess.Popen(
         [sys.executable, str(LAUNCHER), str(folder), "-m", "slow", "-o", str(out), "--batch-size", "1", *QUICK],
-        env=env_with(tiny_model, SLOW="generate"),
+        env=env_with(tiny_model, SLOW="generate", SUMMARIZE_CACHE_DIR=str(tmp_path / "cache")),
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,

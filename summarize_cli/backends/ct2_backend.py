@@ -95,7 +95,7 @@ def convert(source: ModelSource, compute_type: str, target: Path) -> None:
     from summarize_cli import worker
 
     target.parent.mkdir(parents=True, exist_ok=True)
-    with _locked(target.parent / f".{target.name}.lock"):
+    with _locked(target.parent / f"{target.name}.lock"):
         if is_converted(target):  # another process converted it while this one waited
             return
         for leftover in target.parent.glob(f".{target.name}.*"):
