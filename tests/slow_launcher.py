@@ -1,7 +1,7 @@
 """Run the real `summarize` entry point with one step made slow by a native call that ignores signals.
 
-`SLOW=generate`: the model `slow` (a fake engine on the tiny model's tokenizer) answers the first batch at
-once and then spends ~minutes in hashlib's PBKDF2, a C loop that, like a real generate(), does not return
+`SLOW=generate`: the model `slow` (a fake engine on the tiny model's tokenizer) answers the first batch
+(`STALL_AFTER` batches) at once and then spends tens of seconds in hashlib's PBKDF2, a C loop that, like a real generate(), does not return
 to Python when a signal arrives. `SLOW=convert`: the CTranslate2 conversion does the same before it starts.
 Used by test_never_lose_work.py as `python tests/slow_launcher.py ARGS...`.
 """
@@ -49,7 +49,7 @@ def main() -> None:
 
             def generate(self, inputs, settings):
                 self.calls += 1
-                if self.calls > 1:
+                if self.calls > int(os.environ.get("STALL_AFTER", "1")):
                     native_stall()
                 return [list(i[:4]) for i in inputs]
 

@@ -30,6 +30,11 @@ def wait_for(condition, seconds: float, proc=None) -> None:
         time.sleep(0.05)
 
 
+def plain(stderr: str) -> str:
+    """Rich's usage-error box as one line of words, whatever the terminal width."""
+    return " ".join(stderr.replace("│", " ").replace("╭", " ").replace("╰", " ").replace("─", " ").split())
+
+
 def stop_and_time(proc, sig) -> tuple[int, float, str]:
     sent = time.monotonic()
     proc.send_signal(sig)
@@ -96,3 +101,301 @@ def test_signal_during_conversion_leaves_nothing_and_marks_nothing(tiny_model, t
     assert again.returncode == 0, again.stderr
     assert json.loads(again.stdout)["backend"] == "ctranslate2"  # not marked unsupported by the signal
     assert again.stderr == ""
+
+
+# --- data: --output ---------------------------------------------------------------------------------------
+
+
+def fake(tiny_model, tmp_path, *args, stdin=None, cwd=None, stall_after=1000, timeout=120):
+    """The real entry point as a process, on the fast fake engine `slow` (which never stalls here)."""
+    env = env_with(tiny_model, SLOW="generate", STALL_AFTER=str(stall_after), SUMMARIZE_CACHE_DIR=str(tmp_path / "c"))
+    return subprocess.run(
+        [sys.executable, str(LAUNCHER), "-m", "slow", *args, *QUICK],
+        env=env,
+        input=stdin,
+        capture_output=True,
+        text=True,
+        cwd=cwd,
+        timeout=timeout,
+    )
+
+
+def rows(n: int, start: int = 0) -> str:
+    return "".join(
+        json.dumps({"id": f"r{i}", "text": f"Row {i}: the harbour ferry returns, the council said."}) + "\n"
+        for i in range(start, start + n)
+    )
+
+
+def test_output_that_is_an_input_is_refused_through_any_path(tiny_model, tmp_path):
+    data = tmp_path / "ev.jsonl"
+    data.write_text(rows(3))
+    (tmp_path / "link.jsonl").symlink_to(data)
+    before = data.read_bytes()
+    for output in (data, tmp_path / "." / "ev.jsonl", tmp_path / "link.jsonl"):
+        done = fake(tiny_model, tmp_path, str(data), "--output", str(output))
+        assert done.returncode == 2, done.stderr
+        assert f"Invalid value for --output: {output} is also an input ({data}): it would be overwritten" in plain(
+            done.stderr
+        )
+        assert data.read_bytes() == before
+
+
+@pytest.mark.parametrize("kind", ["jsonl", "parquet"])
+def test_output_file_is_replaced_only_by_a_completed_run(tiny_model, tmp_path, kind):
+    data = tmp_path / "in.jsonl"
+    data.write_text(rows(4))
+    out = tmp_path / f"out.{kind}"
+    first = fake(tiny_model, tmp_path, str(data), "--output", str(out))
+    assert first.returncode == 0, first.stderr
+    good = out.read_bytes()
+
+    blank = tmp_path / "blank"
+    blank.mkdir()
+    (blank / "empty.txt").write_text("  \n")
+    nothing = fake(tiny_model, tmp_path, str(blank), "--output", str(out))
+    assert nothing.returncode == 1 and "Nothing was summarised." in nothing.stderr
+    assert out.read_bytes() == good  # not replaced by an empty file
+
+    bigger = tmp_path / "more.jsonl"
+    bigger.write_text(rows(6, start=10))
+    proc = subprocess.Popen(
+        [sys.executable, str(LAUNCHER), "-m", "slow", str(bigger), "--output", str(out), "--batch-size", "1", *QUICK],
+        env=env_with(tiny_model, SLOW="generate", STALL_AFTER="2", SUMMARIZE_CACHE_DIR=str(tmp_path / "c2")),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    time.sleep(4)  # two rows done, the third stuck in the native call
+    returncode, _, stderr = stop_and_time(proc, signal.SIGTERM)
+    assert returncode == 143, stderr
+    assert out.read_bytes() == good  # the interrupted run left the good file alone
+    partial = tmp_path / f"out.partial.{kind}"
+    assert f"{out} was left as it was; the 2 summaries made are in {partial}." in stderr
+    if kind == "parquet":
+        import pyarrow.parquet as pq
+
+        kept = [r["source"] for r in pq.read_table(partial).to_pylist()]
+    else:
+        kept = [json.loads(line)["source"] for line in partial.read_text().splitlines()]
+    assert kept == ["r10", "r11"]
+    assert not [p for p in tmp_path.iterdir() if p.name.endswith(".tmp")]
+
+
+def test_output_files_get_the_mode_the_umask_gives(tiny_model, tmp_path):
+    (tmp_path / "a.txt").write_text("The harbour ferry returns on Monday, the council said.")
+    old = os.umask(0o027)
+    try:
+        to_dir = fake(tiny_model, tmp_path, str(tmp_path / "a.txt"), "-o", str(tmp_path / "out"))
+        to_file = fake(tiny_model, tmp_path, str(tmp_path / "a.txt"), "--output", str(tmp_path / "all.jsonl"))
+    finally:
+        os.umask(old)
+    assert to_dir.returncode == 0 and to_file.returncode == 0, to_dir.stderr + to_file.stderr
+    [written] = [p for p in (tmp_path / "out").rglob("*") if p.is_file()]
+    assert oct(written.stat().st_mode & 0o777) == oct(0o640)
+    assert oct((tmp_path / "all.jsonl").stat().st_mode & 0o777) == oct(0o640)
+
+
+# --- output folders in real trees ---------------------------------------------------------------------------
+
+
+def test_find_print0_xargs_with_same_names_outside_the_current_folder(tiny_model, tmp_path):
+    site = tmp_path / "site"
+    for part in ("a", "b"):
+        (site / part).mkdir(parents=True)
+        article = " ".join(f"Paragraph {i} of page {part}: the harbour ferry returns on Monday." for i in range(8))
+        (site / part / "index.html").write_text(
+            f"<html><body><article><h1>Page {part}</h1><p>{article}</p></article></body></html>"
+        )
+    (site / "a" / "notes.txt").write_text("Notes: the ferry returns.")
+    (site / "a" / "notes.md").write_text("Notes in Markdown: the ferry returns.")
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    launcher = f"{sys.executable} {LAUNCHER} -m slow {' '.join(QUICK)} -o {tmp_path / 'out'}"
+    shell = f"find {site}/a {site}/b -type f -print0 | sort -z | xargs -0 {launcher}"
+    env = env_with(tiny_model, SLOW="generate", STALL_AFTER="1000", SUMMARIZE_CACHE_DIR=str(tmp_path / "c"))
+    done = subprocess.run(["bash", "-c", shell], env=env, cwd=elsewhere, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    written = sorted(p.relative_to(tmp_path / "out").as_posix() for p in (tmp_path / "out").rglob("*") if p.is_file())
+    assert written == [
+        "a/index.html.summary.txt",
+        "a/notes.md.summary.txt",
+        "a/notes.txt.summary.txt",
+        "b/index.html.summary.txt",
+    ]
+
+
+def test_output_folder_is_never_an_input_and_reruns_resume(tiny_model, tmp_path):
+    for name in ("a.txt", "b.md"):
+        (tmp_path / name).write_text(f"{name}: the harbour ferry returns on Monday, the council said.")
+    first = fake(tiny_model, tmp_path, "-o", "summaries", ".", cwd=tmp_path)
+    assert first.returncode == 0, first.stderr
+    again = fake(tiny_model, tmp_path, "-o", "summaries", "--skip-existing", ".", cwd=tmp_path)
+    assert again.returncode == 0, again.stderr
+    assert "Skipped 2 input(s) whose summaries exist (--skip-existing)." in again.stderr
+    assert sorted(p.name for p in (tmp_path / "summaries").iterdir()) == ["a.txt.summary.txt", "b.md.summary.txt"]
+
+
+def test_dataset_rows_and_stdin_lines_resume_with_skip_existing(tiny_model, tmp_path):
+    data = tmp_path / "data.jsonl"
+    data.write_text(rows(3))
+    out = tmp_path / "out"
+    first = fake(tiny_model, tmp_path, str(data), "-o", str(out), cwd=tmp_path)
+    assert first.returncode == 0, first.stderr
+    assert sorted(p.relative_to(out).as_posix() for p in out.rglob("*") if p.is_file()) == [
+        "data.jsonl/r0.summary.txt",
+        "data.jsonl/r1.summary.txt",
+        "data.jsonl/r2.summary.txt",
+    ]
+    data.write_text(rows(4))
+    resumed = fake(tiny_model, tmp_path, str(data), "-o", str(out), "--skip-existing", cwd=tmp_path)
+    assert resumed.returncode == 0, resumed.stderr
+    assert "Wrote 1 summaries" in resumed.stderr and "Skipped 3 input(s) whose summaries exist" in resumed.stderr
+
+    piped = fake(tiny_model, tmp_path, "--stdin-format", "jsonl", "-o", str(out), stdin=rows(2), cwd=tmp_path)
+    assert piped.returncode == 0, piped.stderr
+    again = fake(
+        tiny_model, tmp_path, "--stdin-format", "jsonl", "-o", str(out), "--skip-existing", stdin=rows(3), cwd=tmp_path
+    )
+    assert again.returncode == 0, again.stderr
+    assert "Wrote 1 summaries" in again.stderr and "Skipped 2 input(s) whose summaries exist" in again.stderr
+
+
+def test_two_runs_at_once_into_one_folder_both_finish(tiny_model, tmp_path, samples):
+    env = env_with(tiny_model, SUMMARIZE_CACHE_DIR=str(tmp_path / "cache"))  # cold: both convert the model
+    command = [sys.executable, "-m", "summarize_cli", str(samples), "-m", str(tiny_model), "-o", str(tmp_path / "o")]
+    runs = [subprocess.Popen([*command, *QUICK], env=env, stderr=subprocess.PIPE, text=True) for _ in range(2)]
+    for proc in runs:
+        proc.wait(timeout=180)
+        assert proc.returncode == 0, proc.stderr.read()
+    files = sorted((tmp_path / "o").rglob("*.summary.txt"))
+    assert len(files) == 6 and all(f.read_text(encoding="utf-8").strip() for f in files)
+    assert not [p for p in (tmp_path / "o").rglob("*") if p.name.endswith(".tmp")]
+    as_jsonl = [sys.executable, "-m", "summarize_cli", str(samples), "-m", str(tiny_model), "-f", "jsonl", *QUICK]
+    third = subprocess.run(as_jsonl, env=env, capture_output=True, text=True, timeout=120)
+    assert third.returncode == 0, third.stderr
+    assert all(json.loads(line)["cached"] for line in third.stdout.splitlines())
+    assert third.stderr == ""
+
+
+# --- bounds -------------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--max-length", "100000", "--min-length", "2"], "--max-length 100000 is more than"),
+        (["--seed", "-1"], "--seed must be between 0 and 4294967295 (got -1)"),
+        (["--seed", "4294967296"], "--seed must be between 0 and 4294967295 (got 4294967296)"),
+    ],
+)
+def test_out_of_range_lengths_and_seeds_are_usage_errors(tiny_model, samples, args, message):
+    done = subprocess.run(
+        [sys.executable, "-m", "summarize_cli", str(samples / "harbour-ferry.txt"), "-m", str(tiny_model), *args],
+        env=env_with(tiny_model),
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 2, done.stderr
+    assert done.stderr.startswith("Error: ") and message in done.stderr
+    assert done.stdout == ""
+
+
+# --- inputs and the cache -----------------------------------------------------------------------------------
+
+
+def test_a_folder_reached_twice_is_summarised_once_and_only_a_real_cycle_is_a_loop(tiny_model, tmp_path):
+    tree = tmp_path / "tree"
+    (tree / "b").mkdir(parents=True)
+    (tree / "b" / "story.txt").write_text("The harbour ferry returns on Monday, the council said.")
+    (tree / "a_link").symlink_to(tree / "b", target_is_directory=True)
+    (tree / "b" / "up").symlink_to(tree, target_is_directory=True)  # a real cycle
+    done = fake(tiny_model, tmp_path, "-f", "jsonl", str(tree))
+    assert done.returncode == 0, done.stderr
+    assert [json.loads(line)["source"] for line in done.stdout.splitlines()] == [str(tree / "b" / "story.txt")]
+    assert done.stderr.splitlines() == [
+        f"Skipped {tree / 'b' / 'up'}: symbolic link loop (a link to a folder that contains it), not followed",
+        "1 input(s) skipped.",
+    ]
+
+
+def test_a_jsonl_stream_without_newlines_is_refused_in_bounded_memory():
+    import io
+    import tracemalloc
+
+    from summarize_cli.documents import Problem
+    from summarize_cli.sources import read_jsonl
+
+    class Endless(io.RawIOBase):
+        """50 MB of one JSON line that never ends, made as it is read."""
+
+        def __init__(self):
+            self.left = 50_000_000
+
+        def readable(self):
+            return True
+
+        def readinto(self, buffer):
+            n = min(len(buffer), self.left)
+            buffer[:n] = b"x" * n
+            self.left -= n
+            return n
+
+    tracemalloc.start()
+    out = list(read_jsonl(io.BufferedReader(Endless()), 100_000))
+    peak = tracemalloc.get_traced_memory()[1]
+    tracemalloc.stop()
+    assert out == [Problem("<stdin>:1", "line 1: larger than --max-input-bytes (100,000 bytes)")]
+    assert peak < 5_000_000, peak
+
+
+def test_a_parquet_row_over_the_size_limit_fails_that_row(tmp_path):
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from summarize_cli.documents import Document, Problem
+    from summarize_cli.sources import discover, read_documents
+
+    path = tmp_path / "rows.parquet"
+    pq.write_table(pa.Table.from_pylist([{"id": "small", "text": "Short."}, {"id": "big", "text": "x" * 5000}]), path)
+    out = list(read_documents(discover([str(path)]), max_input_bytes=1000))
+    assert isinstance(out[0], Document) and out[0].source == "small"
+    assert out[1] == Problem("big", "row 2: larger than --max-input-bytes (1,000 bytes)")
+
+
+def test_cached_warnings_name_the_document_they_are_about(tiny_model, tmp_path, samples):
+    long_text = (samples / "river-cleanup-long.txt").read_text(encoding="utf-8")
+    (tmp_path / "first.txt").write_text(long_text, encoding="utf-8")
+    (tmp_path / "second.txt").write_text(long_text, encoding="utf-8")
+    args = ["--long", "truncate", "-f", "jsonl"]
+    one = fake(tiny_model, tmp_path, str(tmp_path / "first.txt"), *args)
+    two = fake(tiny_model, tmp_path, str(tmp_path / "second.txt"), *args)
+    assert one.returncode == two.returncode == 0, one.stderr + two.stderr
+    assert json.loads(two.stdout)["cached"] is True
+    assert two.stderr.startswith(f"Warning: {tmp_path / 'second.txt'}: truncated from ")
+    assert "first.txt" not in two.stderr
+
+
+@pytest.mark.parametrize("blocker", ["cache-is-a-file", "model-cache-is-a-file"])
+def test_an_unwritable_cache_folder_warns_and_the_run_goes_on(tiny_model, tmp_path, samples, blocker):
+    cache = tmp_path / "cache"
+    if blocker == "cache-is-a-file":
+        cache.write_text("not a folder")
+    else:
+        cache.mkdir()
+        (cache / "ctranslate2").write_text("not a folder")
+    done = subprocess.run(
+        [sys.executable, "-m", "summarize_cli", str(samples / "harbour-ferry.txt"), "-m", str(tiny_model), *QUICK],
+        env=env_with(tiny_model, SUMMARIZE_CACHE_DIR=str(cache)),
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip()
+    lines = done.stderr.splitlines()
+    assert lines and all(line.startswith("Warning: ") for line in lines), done.stderr
+    assert any("converted" in line and "temporary folder for this run only" in line for line in lines)
+    if blocker == "cache-is-a-file":
+        assert any(line.startswith(f"Warning: the result cache at {cache}") for line in lines)
