@@ -399,3 +399,33 @@ def test_an_unwritable_cache_folder_warns_and_the_run_goes_on(tiny_model, tmp_pa
     assert any("converted" in line and "temporary folder for this run only" in line for line in lines)
     if blocker == "cache-is-a-file":
         assert any(line.startswith(f"Warning: the result cache at {cache}") for line in lines)
+
+
+def test_ray_streams_stdin_jsonl_instead_of_reading_it_all_first(tiny_model, tmp_path):
+    pytest.importorskip("ray", reason="the [ray] extra is not installed")
+    import threading
+
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "summarize_cli", "--stdin-format", "jsonl", "-f", "jsonl", "--ray", "--workers", "1"]
+        + ["-m", str(tiny_model), "--batch-size", "1", *QUICK],
+        env=env_with(tiny_model, SUMMARIZE_CACHE_DIR=str(tmp_path / "c"), RAY_ADDRESS=""),
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    first: list[str] = []
+    reader = threading.Thread(target=lambda: first.append(proc.stdout.readline()), daemon=True)
+    reader.start()
+    proc.stdin.write(rows(3))
+    proc.stdin.flush()
+    reader.join(timeout=90)  # stdin is still open: a driver that read it all first would print nothing
+    try:
+        assert first and json.loads(first[0])["source"] == "r0", proc.stderr.read() if proc.poll() else "no output"
+    finally:
+        proc.stdin.write(rows(1, start=3))
+        proc.stdin.close()
+        rest = proc.stdout.read()
+        proc.wait(timeout=60)
+    assert proc.returncode == 0, proc.stderr.read()
+    assert [json.loads(line)["source"] for line in rest.splitlines()] == ["r1", "r2", "r3"]
