@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import os
 
@@ -92,6 +93,20 @@ def progress_bar(show: bool) -> Progress:
         disable=not show,
         transient=True,
     )
+
+
+@contextlib.contextmanager
+def out_of_the_way(progress: Progress, needed: bool):
+    """Take the progress display off the screen while stdout writes there, then draw it again below:
+    a summary never lands on the progress line, and no stale line stays above it."""
+    if not needed or not progress.live.is_started:
+        yield
+        return
+    progress.stop()  # transient: erases the display
+    try:
+        yield
+    finally:
+        progress.start()
 
 
 def status(message: str, show: bool):

@@ -8,7 +8,7 @@ import sys
 import typer
 
 from summarize_cli import worker
-from summarize_cli.cli_common import progress_bar, say, status
+from summarize_cli.cli_common import out_of_the_way, progress_bar, say, status
 from summarize_cli.documents import Document, Problem
 from summarize_cli.errors import EXIT_SIGINT, EXIT_SIGPIPE, EXIT_SIGTERM, Terminated
 from summarize_cli.report import RunReport
@@ -111,6 +111,7 @@ def _stream(results, sink, report: RunReport, show: bool) -> None:
     from summarize_cli.sinks import DuplicateOutput
 
     progress = progress_bar(show)
+    on_screen = show and sink.writes_to_terminal()  # summaries and the display share the screen
     try:
         with progress:
             task = progress.add_task("Summarising", total=report.expected)
@@ -119,7 +120,8 @@ def _stream(results, sink, report: RunReport, show: bool) -> None:
                     say(report.problem(out))
                 else:
                     try:
-                        sink.write(out)
+                        with out_of_the_way(progress, on_screen):
+                            sink.write(out)
                     except DuplicateOutput as exc:
                         say(report.problem(Problem(out.source, str(exc))))
                     else:

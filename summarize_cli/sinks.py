@@ -74,6 +74,12 @@ class StdoutSink:
             self.stream.write("\n]\n" if self._count else "[]\n")
             self.stream.flush()
 
+    def writes_to_terminal(self) -> bool:
+        try:
+            return self.stream.isatty()
+        except (AttributeError, ValueError):
+            return False
+
     def abandon(self) -> None:
         """The run stopped early: what was printed stays printed, a json array is still closed."""
         self.close()
@@ -127,6 +133,9 @@ class DirectorySink:
 
     def close(self) -> None:
         pass
+
+    def writes_to_terminal(self) -> bool:
+        return False
 
     def abandon(self) -> None:
         """Each file was complete when written: nothing to undo."""
@@ -244,6 +253,9 @@ class DatasetSink:
             with contextlib.suppress(OSError):
                 self._tmp.unlink()
             raise OutputError(f"cannot write {self.path}: {exc.strerror or exc}") from None
+
+    def writes_to_terminal(self) -> bool:
+        return False
 
     def abandon(self) -> Path | None:
         """The run stopped early: `path` stays as it was; the records made so far are kept beside it, in
