@@ -99,8 +99,9 @@ def env_for(tiny_model, tmp_path, **extra) -> dict:
     }
 
 
-def launch(tmp_path, tiny_model, *args, **env) -> Terminal:
-    return Terminal([sys.executable, str(LAUNCHER), "-m", "slow", *args, *QUICK], env_for(tiny_model, tmp_path, **env))
+def launch(tmp_path, tiny_model, *args, cols: int = 100, **env) -> Terminal:
+    command = [sys.executable, str(LAUNCHER), "-m", "slow", *args, *QUICK]
+    return Terminal(command, env_for(tiny_model, tmp_path, **env), cols=cols)
 
 
 def summary_of(tiny_model, tmp_path, path: Path, *args: str) -> str:
@@ -167,7 +168,7 @@ def test_an_interrupted_run_in_a_terminal_shows_what_was_done(tiny_model, tmp_pa
 def test_warnings_and_summaries_in_a_terminal_each_keep_their_lines(tiny_model, tmp_path, samples):
     long = samples / "river-cleanup-long.txt"
     short = samples / "harbour-ferry.txt"
-    term = launch(tmp_path, tiny_model, str(long), str(short), "--long", "truncate")
+    term = launch(tmp_path, tiny_model, str(long), str(short), "--long", "truncate", cols=200)
     assert term.finish() == 0
     shown = term.lines()
     assert shown[2].startswith(f"Warning: {long}: truncated from ") and shown[2].endswith("(--long truncate)")
