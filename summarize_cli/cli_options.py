@@ -12,7 +12,7 @@ from summarize_cli.specs import GenerationSpec, ModelSpec
 GEN = "Generation (each overrides the model's own default)"
 IO = "Inputs and outputs"
 MODEL = "Model and device"
-RAY = "Ray cluster (pip install 'summarize-cli[ray]')"
+RAY = "Ray cluster (pip install 'summarize-cli\\[ray]')"  # \\[: Rich would read [ray] as markup
 
 
 class LongMode(str, Enum):

@@ -179,3 +179,24 @@ def test_warnings_and_summaries_in_a_terminal_each_keep_their_lines(tiny_model, 
         f"==> {short} <==",
         summary_of(tiny_model, tmp_path, short),
     ]
+
+
+@pytest.mark.parametrize("command", [[], ["eval"]])
+def test_help_renders_every_option_text_and_panel_title_verbatim(command, monkeypatch):
+    """Rich must not eat text as markup: `[ray]` in an install hint, `(0, 1]` in a range."""
+    from typer.main import get_command
+    from typer.testing import CliRunner
+
+    from summarize_cli.cli import app
+
+    monkeypatch.setenv("TERMINAL_WIDTH", "400")
+    monkeypatch.setenv("COLUMNS", "400")
+    result = CliRunner().invoke(app, [*command, "--help"])
+    assert result.exit_code == 0, result.output
+    shown = " ".join(result.output.replace("│", " ").replace("─", " ").split())
+    group = get_command(app)
+    params = group.commands["eval" if command else "summarize"].params
+    texts = [p.help for p in params if getattr(p, "help", None)]
+    titles = {getattr(p, "rich_help_panel", None) for p in params} - {None}
+    for text in [*texts, *titles]:
+        assert " ".join(text.replace("\\[", "[").split()) in shown, text
