@@ -134,10 +134,30 @@ class DefaultGroup(TyperGroup):
     default_command = "summarize"
 
     def parse_args(self, ctx, args: list[str]) -> list[str]:
+        args = self._subcommand_first(args)
         if args and args[0] in self.commands and args[0] != self.default_command:
             return super().parse_args(ctx, args)
         ctx._protected_args, ctx.args = [], list(args)
         return ctx.args
+
+    def _subcommand_first(self, args: list[str]) -> list[str]:
+        """`summarize --offline eval data.jsonl` means `summarize eval --offline data.jsonl`: options given
+        before a subcommand's name apply to it (and one it does not have is its usage error)."""
+        takes_value = {
+            name
+            for param in self.commands[self.default_command].params
+            if not getattr(param, "is_flag", False) and param.param_type_name == "option"
+            for name in param.opts
+        }
+        i = 0
+        while i < len(args):
+            word = args[i]
+            if word == "--" or not word.startswith("-") or word == "-":
+                break
+            i += 2 if word in takes_value else 1  # an option, and its value when it takes one
+        if 0 < i < len(args) and args[i] in self.commands and args[i] != self.default_command:
+            return [args[i], *args[:i], *args[i + 1 :]]
+        return args
 
     def invoke(self, ctx):
         if ctx._protected_args:

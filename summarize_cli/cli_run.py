@@ -68,7 +68,8 @@ def summarize_all(
                 documents = _without_existing(documents, output, report)
             results = worker.iterate(runner.summarize(documents))
             run_info = runner.run_info
-        several = None if expected is None else len(items) > 1  # as `head` does, failures count
+        # as `head` does, failures count; a dataset or jsonl stream is many records by nature
+        several = True if expected is None else len(items) > 1
         _stream(results, _sink(output, run_info, several), report, show)
         if runner is not None:
             say([f"Warning: {w}" for w in runner.late_warnings()])

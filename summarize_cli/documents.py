@@ -43,3 +43,14 @@ class Result:
     @property
     def source(self) -> str:
         return self.document.source
+
+
+class Idle:
+    """In a document stream: no further input is ready yet (a live feed paused). Stages pass it on; the
+    summarizer and Ray's batcher take it as the cue to work on what has arrived instead of waiting."""
+
+    def __repr__(self) -> str:
+        return "IDLE"
+
+
+IDLE = Idle()

@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 from summarize_cli.backends import Backend
 from summarize_cli.batcher import length_batches
 from summarize_cli.chunker import split_tokens
-from summarize_cli.documents import Document, Problem, Result
+from summarize_cli.documents import IDLE, Document, Problem, Result
 from summarize_cli.errors import SettingsError
 from summarize_cli.settings import GenerationSettings
 from summarize_cli.specs import LONG_MODES
@@ -67,10 +67,16 @@ class Summarizer:
 
     def summarize(self, items: Iterable[Document | Problem | Result]) -> Iterator[Result | Problem]:
         """Yield a Result or Problem for every item, in order, as soon as it and all before it are done.
-        Problems, and Results made earlier (the result cache's), pass through in their place."""
+        Problems, and Results made earlier (the result cache's), pass through in their place; IDLE (a live
+        feed paused) runs what has arrived at once, without waiting for a full window."""
         window: list[Document | Problem] = []
         documents = 0
         for item in items:
+            if item is IDLE:
+                if window:
+                    yield from self._run_window(window)
+                    window, documents = [], 0
+                continue
             window.append(item)
             documents += isinstance(item, Document)
             if documents >= self.window:

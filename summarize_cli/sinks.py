@@ -23,28 +23,18 @@ EXTENSIONS = {
 
 
 class StdoutSink:
-    """Writes each result to a stream as it arrives; text headers appear only when there are several."""
+    """Writes each result to a stream as it arrives, flushed at once so a reader downstream sees it; text
+    gets `==> NAME <==` headers when there are several inputs, as `head` does."""
 
-    def __init__(self, stream: TextIO, fmt: str, run_info: dict, several: bool | None = None):
+    def __init__(self, stream: TextIO, fmt: str, run_info: dict, several: bool = False):
         self.stream = stream
         self.fmt = fmt
         self.run_info = run_info
-        self.several = several  # None: not known yet, decided when a second result arrives or at the end
-        self._held: Result | None = None
+        self.several = several
         self._count = 0
         self._closed = False
 
     def write(self, result: Result) -> None:
-        if self.fmt == "text" and self.several is None:
-            if self._held is None:
-                self._held = result
-                return
-            self.several = True
-            self._emit(self._held)
-            self._held = None
-        self._emit(result)
-
-    def _emit(self, result: Result) -> None:
         first = self._count == 0
         self._count += 1
         if self.fmt == "jsonl":
@@ -58,21 +48,24 @@ class StdoutSink:
             text = ("" if first else "\n") + f"==> {result.source} <==\n{result.summary}\n"
         else:
             text = result.summary + "\n"
-        self.stream.write(text)
-        self.stream.flush()
+        self._put(text)
+
+    def _put(self, text: str) -> None:
+        try:
+            self.stream.write(text)
+            self.stream.flush()
+        except BrokenPipeError:
+            raise
+        except OSError as exc:  # a full device (`> /dev/full`), a vanished mount
+            raise OutputError(f"cannot write to standard output: {exc.strerror or exc}") from None
 
     def close(self) -> None:
-        """Flush a held result and end a json array; safe to call twice."""
+        """End a json array; safe to call twice."""
         if self._closed:
             return
         self._closed = True
-        if self._held is not None:
-            self.several = False
-            self._emit(self._held)
-            self._held = None
         if self.fmt == "json":
-            self.stream.write("\n]\n" if self._count else "[]\n")
-            self.stream.flush()
+            self._put("\n]\n" if self._count else "[]\n")
 
     def writes_to_terminal(self) -> bool:
         try:

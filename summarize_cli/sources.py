@@ -12,7 +12,7 @@ from pathlib import Path, PurePosixPath
 from typing import BinaryIO
 
 from summarize_cli.decoding import has_content
-from summarize_cli.documents import Document, Problem
+from summarize_cli.documents import IDLE, Document, Idle, Problem
 from summarize_cli.errors import InputError, SkippedInput
 from summarize_cli.formats import DEFAULT_INCLUDE, detect, extract
 from summarize_cli.specs import DEFAULT_MAX_INPUT_BYTES, InputSpec
@@ -210,7 +210,7 @@ def read_documents(
         if isinstance(item, Problem):
             yield item
         elif item.path is None and stdin_format == "jsonl":
-            yield from read_jsonl(stdin, max_input_bytes, STDIN_NAME, text_column, id_column)
+            yield from read_jsonl(stdin, max_input_bytes, STDIN_NAME, text_column, id_column, live=True)
         elif is_dataset(item):
             yield from read_dataset(item, max_input_bytes, text_column, id_column)
         else:
@@ -302,12 +302,23 @@ def read_jsonl(
     name: str = "<stdin>",
     text_field: str = "text",
     id_field: str = "id",
-) -> Iterator[Document | Problem]:
-    """One document per line: {"text": ..., "id": ...}; a bad line is a problem, not the end."""
+    live: bool = False,
+) -> Iterator[Document | Problem | Idle]:
+    """One document per line: {"text": ..., "id": ...}; a bad line is a problem, not the end.
+
+    `live` (stdin): lines are read ahead in a thread, and IDLE marks each moment no further line is ready,
+    so `tail -f feed.jsonl | summarize --stdin-format jsonl` summarises each record as it arrives.
+    """
     if stream is None:
         yield Problem(name, "stdin is not available")
         return
-    for number, raw in enumerate(_bounded_lines(stream, max_input_bytes), start=1):
+    lines = _bounded_lines(stream, max_input_bytes)
+    number = 0
+    for raw in _read_ahead(lines) if live else lines:
+        if raw is IDLE:
+            yield IDLE
+            continue
+        number += 1
         line_name = f"{name}:{number}"
         if raw is None:
             yield Problem(line_name, f"line {number}: larger than --max-input-bytes ({max_input_bytes:,} bytes)")
@@ -327,6 +338,39 @@ def read_jsonl(
             yield make_document(source, record[text_field], safe_relpath(source, number))
         except InputError as exc:
             yield Problem(source, f"line {number}: {exc}", skipped=True)
+
+
+IDLE_AFTER = 0.05  # seconds without a new line before the pipeline works on what it has
+
+
+def _read_ahead(lines: Iterator[bytes | None]) -> Iterator[bytes | None | Idle]:
+    """`lines`, read in a thread; IDLE whenever none has come for IDLE_AFTER seconds."""
+    import queue
+    import threading
+
+    handoff: queue.Queue = queue.Queue(maxsize=1024)
+    end = object()
+
+    def read() -> None:
+        try:
+            for line in lines:
+                handoff.put(line)
+        except Exception as exc:  # noqa: BLE001 - an unreadable stream ends the stream, with its reason
+            handoff.put(exc)
+        handoff.put(end)
+
+    threading.Thread(target=read, name="summarize-stdin", daemon=True).start()
+    while True:
+        try:
+            line = handoff.get(timeout=IDLE_AFTER)
+        except queue.Empty:
+            yield IDLE
+            line = handoff.get()
+        if line is end:
+            return
+        if isinstance(line, Exception):
+            raise line
+        yield line
 
 
 def _bounded_lines(stream: BinaryIO, limit: int) -> Iterator[bytes | None]:
