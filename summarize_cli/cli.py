@@ -57,15 +57,6 @@ def _version(value: bool) -> None:
         raise typer.Exit()
 
 
-def _clear_cache(value: bool) -> None:
-    if value:
-        from summarize_cli.cache import clear
-
-        path = clear()
-        say([f"Cleared the result cache ({path})."])
-        raise typer.Exit()
-
-
 def _stdin_is_terminal() -> bool:
     try:
         return sys.stdin is None or sys.stdin.isatty()
@@ -182,7 +173,7 @@ def summarize(
     ] = False,
     clear_cache: Annotated[
         bool | None,
-        typer.Option("--clear-cache", callback=_clear_cache, is_eager=True, help="Empty the result cache and exit."),
+        typer.Option("--clear-cache", help="Empty the result cache and exit (give no inputs)."),
     ] = None,
     quiet: opt.Quiet = False,
     verbose: opt.Verbose = False,
@@ -227,6 +218,14 @@ def summarize(
         ),
         use_cache=not no_cache,
     )
+    if clear_cache:
+        if inputs:
+            raise typer.BadParameter("empties the cache and exits: give it no inputs", param_hint="--clear-cache")
+        from summarize_cli.cache import clear
+
+        say([f"Cleared the result cache ({clear()})."])
+        raise typer.Exit()
+    _check_options_apply(inputs or [], fmt, output, stdin_format)
     if not inputs:
         if _stdin_is_terminal():
             say(
@@ -282,6 +281,24 @@ def summarize(
 
 
 app.command(name="eval", context_settings=CONTEXT)(evaluate)
+
+
+def _check_options_apply(inputs: list[str], fmt: Format, output: Path | None, stdin_format: StdinFormat) -> None:
+    """An option that cannot apply to this run is a usage error, never silently ignored."""
+    from summarize_cli.sources import STDIN
+
+    if stdin_format != StdinFormat.text and inputs and STDIN not in inputs:
+        raise typer.BadParameter(
+            "applies to stdin: give - among the inputs, or pipe the stream with no inputs", param_hint="--stdin-format"
+        )
+    if output is not None:
+        if output.suffix.lower() not in (".jsonl", ".parquet"):
+            raise typer.BadParameter(f"must end in .jsonl or .parquet: {output}", param_hint="--output")
+        if fmt != Format.text:
+            raise typer.BadParameter(
+                f"--output writes {output.suffix[1:]} (its extension says the format); leave out -f {fmt.value}",
+                param_hint="-f/--format",
+            )
 
 
 def _check_outputs(items, output_dir: Path, fmt: str) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import functools
 import os
+import sys
 
 import typer
 from rich.console import Console
@@ -132,6 +133,23 @@ class DefaultGroup(TyperGroup):
     group, as sqlite-utils and llm have. Anything that is not a subcommand's name goes to the default."""
 
     default_command = "summarize"
+
+    def main(self, args=None, prog_name=None, complete_var=None, standalone_mode=True, **extra):
+        """Usage errors as plain lines (usage, hint, `Error: ...`), not Typer's Rich box, which breaks long
+        paths in the middle of a name at the terminal's width."""
+        if not standalone_mode:
+            return super().main(args, prog_name, complete_var, standalone_mode=False, **extra)
+        try:
+            code = super().main(args, prog_name, complete_var, standalone_mode=False, **extra)
+        except typer.Abort:
+            say(["Aborted."])
+            sys.exit(1)
+        except typer.TyperException as exc:  # Click's usage errors, whose base Typer exports
+            if not hasattr(exc, "show"):
+                raise
+            exc.show()
+            sys.exit(exc.exit_code)
+        sys.exit(code if isinstance(code, int) else 0)
 
     def parse_args(self, ctx, args: list[str]) -> list[str]:
         args = self._subcommand_first(args)

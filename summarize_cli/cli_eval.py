@@ -17,6 +17,7 @@ from summarize_cli import cli_options as opt
 from summarize_cli import worker
 from summarize_cli.cli_common import handle_errors, progress_bar, say, show_progress, status
 from summarize_cli.cli_options import IO
+from summarize_cli.report import count
 from summarize_cli.specs import GenerationSpec, ModelSpec, RunSpec
 
 # `summarize eval` on its own: the main app registers the same function; --compare parses with this one
@@ -248,7 +249,7 @@ def _print_table(reports, counts: dict[str, int]) -> None:
     from rich.markup import escape
     from rich.table import Table
 
-    how = ", ".join(f"{kind} for {n} document(s)" for kind, n in sorted(counts.items()))
+    how = ", ".join(f"{kind} for {count(n, 'document')}" for kind, n in sorted(counts.items()))
     table = Table(title="ROUGE F1 (x100)", caption=f"tokenisation: {how}; length: mean summary length in ROUGE tokens")
     for header in ("system", "ROUGE-1", "ROUGE-2", "ROUGE-L", "ROUGE-Lsum", "length", "docs/s"):
         if header == "system":

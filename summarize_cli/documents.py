@@ -14,6 +14,7 @@ class Document:
     text: str
     relpath: Path | None = None
     path: Path | None = None
+    warnings: list[str] = field(default_factory=list)  # what reading it said (a parser's complaints)
 
 
 @dataclass

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import io
+import logging
 import re
 from pathlib import Path
 
@@ -26,6 +28,36 @@ EXTRA = "pip install 'summarize-cli[formats]'"
 
 class MissingExtra(SkippedInput):
     """A parser library is not installed."""
+
+
+PARSER_LOGGERS = ("pypdf", "docx", "trafilatura", "htmldate", "courlan", "readability")
+
+
+@contextlib.contextmanager
+def parser_notes():
+    """Collect what parser libraries log (pypdf's "EOF marker not found", "invalid pdf header") instead of
+    letting it reach the terminal unattributed; the caller reports it with the file's name."""
+    notes: list[str] = []
+
+    class Collect(logging.Handler):
+        def emit(self, record: logging.LogRecord) -> None:
+            message = record.getMessage().strip()
+            if message and message not in notes:
+                notes.append(message)
+
+    handler = Collect(logging.WARNING)
+    saved = []
+    for name in PARSER_LOGGERS:
+        logger = logging.getLogger(name)
+        saved.append((logger, logger.propagate))
+        logger.addHandler(handler)
+        logger.propagate = False
+    try:
+        yield notes
+    finally:
+        for logger, propagate in saved:
+            logger.removeHandler(handler)
+            logger.propagate = propagate
 
 
 def detect(name: str | None, requested: str = "auto") -> str:

@@ -128,7 +128,12 @@ class Summarizer:
     def _prepare(self, document: Document) -> _Work:
         encoded = self.tokenizer.encode(document.text)
         work = _Work(
-            document, len(encoded.ids), [], 1, unknown_share=self.tokenizer.unknown_share(encoded, document.text)
+            document,
+            len(encoded.ids),
+            [],
+            1,
+            warnings=list(document.warnings),
+            unknown_share=self.tokenizer.unknown_share(encoded, document.text),
         )
         if len(encoded.ids) <= self.budget:
             work.start_round([encoded.ids])

@@ -55,21 +55,28 @@ class RunReport:
             names = ", ".join(f"{r.source} ({r.unknown_share:.0%})" for r in self.unreadable[:5])
             more = f" and {len(self.unreadable) - 5} more" if len(self.unreadable) > 5 else ""
             lines.append(
-                f"Warning: {len(self.unreadable)} document(s) are mostly text that {self.model_name} cannot read "
+                f"Warning: {count(len(self.unreadable), 'document is', 'documents are')} mostly text that "
+                f"{self.model_name} cannot read "
                 f"(share of unknown-token text: {names}{more}); their summaries will be poor. For Chinese and "
                 f"other languages use a multilingual model, e.g. {MULTILINGUAL_HINT}."
             )
         if self.destination is not None:
-            lines.append(f"Wrote {self.done} summaries to {self.destination}.")
+            lines.append(f"Wrote {count(self.done, 'summary', 'summaries')} to {self.destination}.")
         if self.already_done:
-            lines.append(f"Skipped {self.already_done} input(s) whose summaries exist (--skip-existing).")
+            whose = "whose summary exists" if self.already_done == 1 else "whose summaries exist"
+            lines.append(f"Skipped {count(self.already_done, 'input')} {whose} (--skip-existing).")
         if self.skips and (self.failures or self.done):
-            lines.append(f"{len(self.skips)} input(s) skipped.")
+            lines.append(f"{count(len(self.skips), 'input')} skipped.")
         if self.failures:
-            lines.append(f"{len(self.failures)} input(s) failed:")
+            lines.append(f"{count(len(self.failures), 'input')} failed:")
             lines.extend(f"  {problem.source}: {problem.reason}" for problem in self.failures)
             return lines, EXIT_FAILED
         if self.done == 0 and not self.already_done:
             lines.append("Nothing was summarised.")
             return lines, EXIT_FAILED
         return lines, EXIT_OK
+
+
+def count(n: int, one: str, many: str | None = None) -> str:
+    """`1 summary`, `2 summaries`: numbers with the word that agrees."""
+    return f"{n} {one if n == 1 else (many or one + 's')}"

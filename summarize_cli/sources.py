@@ -14,7 +14,7 @@ from typing import BinaryIO
 from summarize_cli.decoding import has_content
 from summarize_cli.documents import IDLE, Document, Idle, Problem
 from summarize_cli.errors import InputError, SkippedInput
-from summarize_cli.formats import DEFAULT_INCLUDE, detect, extract
+from summarize_cli.formats import DEFAULT_INCLUDE, MissingExtra, detect, extract, parser_notes
 from summarize_cli.specs import DEFAULT_MAX_INPUT_BYTES, InputSpec
 
 __all__ = ["DEFAULT_INCLUDE", "InputFile", "discover", "read_documents", "read_inputs"]
@@ -31,6 +31,7 @@ class InputFile:
     display: str
     path: Path | None
     relpath: Path
+    named: bool = False  # given on the command line, not found by walking a folder
 
 
 def discover(
@@ -64,7 +65,7 @@ def discover(
         if stat.S_ISDIR(info.st_mode):
             yield from walk.folder(path, anchors.of(path))
         elif walk.first_time(info):  # a named file is read whatever its kind: `<(cmd)` gives a pipe
-            yield InputFile(arg, path, anchors.of(path))
+            yield InputFile(arg, path, anchors.of(path), named=True)
 
 
 class Anchors:
@@ -235,8 +236,21 @@ def _read_one(item: InputFile, stdin: BinaryIO | None, max_input_bytes: int, inp
         raise InputError(f"larger than --max-input-bytes ({max_input_bytes:,} bytes)")
     if not data.strip(_BLANK_BYTES):
         raise SkippedInput("empty (only whitespace or control characters)")
-    text = extract(data, detect(None if item.path is None else item.path.name, input_format))
-    return make_document(item.display, text, item.relpath, item.path)
+    fmt = detect(None if item.path is None else item.path.name, input_format)
+    with parser_notes() as notes:
+        try:
+            text = extract(data, fmt)
+        except MissingExtra as exc:
+            if item.named:  # asked for by name: a failure to act on, not a file passed over
+                raise InputError(str(exc)) from None
+            raise
+        except InputError as exc:
+            if notes:
+                raise type(exc)(f"{exc}; {fmt}: {'; '.join(notes)}") from None
+            raise
+    document = make_document(item.display, text, item.relpath, item.path)
+    document.warnings.extend(f"{fmt}: {note}" for note in notes)
+    return document
 
 
 def make_document(source: str, text: str, relpath: Path, path: Path | None = None) -> Document:
@@ -266,9 +280,9 @@ def read_dataset(item: InputFile, max_input_bytes: int, text_column: str, id_col
                 try:
                     if len(text.encode("utf-8", "surrogatepass")) > max_input_bytes:
                         raise InputError(f"larger than --max-input-bytes ({max_input_bytes:,} bytes)")
-                    yield make_document(source, text, folder / safe_relpath(key, number))
+                    yield make_document(source, text, folder / _row_relpath(key, "row", number))
                 except InputError as exc:
-                    yield Problem(source, f"row {number}: {exc}", skipped=exc.skipped)
+                    yield Problem(source, f"row {number}: {exc}" if key else str(exc), skipped=exc.skipped)
     except OSError as exc:
         yield Problem(item.display, exc.strerror or str(exc))
     except InputError as exc:
@@ -319,25 +333,32 @@ def read_jsonl(
             yield IDLE
             continue
         number += 1
-        line_name = f"{name}:{number}"
+        line_name = f"{name}:{number}"  # a line's name until its record gives an id
         if raw is None:
-            yield Problem(line_name, f"line {number}: larger than --max-input-bytes ({max_input_bytes:,} bytes)")
+            yield Problem(line_name, f"larger than --max-input-bytes ({max_input_bytes:,} bytes)")
             continue
         if not raw.strip():
             continue
         try:
             record = json.loads(raw)
         except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-            yield Problem(line_name, f"line {number}: not valid JSON ({exc})")
+            yield Problem(line_name, f"not valid JSON ({exc})")
             continue
         if not isinstance(record, dict) or not isinstance(record.get(text_field), str):
-            yield Problem(line_name, f'line {number}: no "{text_field}" string field')
+            yield Problem(line_name, f'no "{text_field}" string field')
             continue
-        source = str(record[id_field]) if record.get(id_field) is not None else line_name
+        key = record.get(id_field)
+        source = line_name if key is None else str(key)
         try:
-            yield make_document(source, record[text_field], safe_relpath(source, number))
+            yield make_document(source, record[text_field], _row_relpath(key, "line", number))
         except InputError as exc:
-            yield Problem(source, f"line {number}: {exc}", skipped=True)
+            yield Problem(source, str(exc) if key is None else f"line {number}: {exc}", skipped=True)
+
+
+def _row_relpath(key, kind: str, number: int) -> Path:
+    """A row's file under --output-dir: its id made safe, or `line-N` / `row-N` when it has none, wherever
+    the row comes from (a file, stdin)."""
+    return Path(f"{kind}-{number}") if key in (None, "") else safe_relpath(str(key), number)
 
 
 IDLE_AFTER = 0.05  # seconds without a new line before the pipeline works on what it has

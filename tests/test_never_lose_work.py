@@ -232,7 +232,7 @@ def test_output_folder_is_never_an_input_and_reruns_resume(tiny_model, tmp_path)
     assert first.returncode == 0, first.stderr
     again = fake(tiny_model, tmp_path, "-o", "summaries", "--skip-existing", ".", cwd=tmp_path)
     assert again.returncode == 0, again.stderr
-    assert "Skipped 2 input(s) whose summaries exist (--skip-existing)." in again.stderr
+    assert "Skipped 2 inputs whose summaries exist (--skip-existing)." in again.stderr
     assert sorted(p.name for p in (tmp_path / "summaries").iterdir()) == ["a.txt.summary.txt", "b.md.summary.txt"]
 
 
@@ -250,7 +250,7 @@ def test_dataset_rows_and_stdin_lines_resume_with_skip_existing(tiny_model, tmp_
     data.write_text(rows(4))
     resumed = fake(tiny_model, tmp_path, str(data), "-o", str(out), "--skip-existing", cwd=tmp_path)
     assert resumed.returncode == 0, resumed.stderr
-    assert "Wrote 1 summaries" in resumed.stderr and "Skipped 3 input(s) whose summaries exist" in resumed.stderr
+    assert "Wrote 1 summary" in resumed.stderr and "Skipped 3 inputs whose summaries exist" in resumed.stderr
 
     piped = fake(tiny_model, tmp_path, "--stdin-format", "jsonl", "-o", str(out), stdin=rows(2), cwd=tmp_path)
     assert piped.returncode == 0, piped.stderr
@@ -258,7 +258,7 @@ def test_dataset_rows_and_stdin_lines_resume_with_skip_existing(tiny_model, tmp_
         tiny_model, tmp_path, "--stdin-format", "jsonl", "-o", str(out), "--skip-existing", stdin=rows(3), cwd=tmp_path
     )
     assert again.returncode == 0, again.stderr
-    assert "Wrote 1 summaries" in again.stderr and "Skipped 2 input(s) whose summaries exist" in again.stderr
+    assert "Wrote 1 summary" in again.stderr and "Skipped 2 inputs whose summaries exist" in again.stderr
 
 
 def test_two_runs_at_once_into_one_folder_both_finish(tiny_model, tmp_path, samples):
@@ -316,7 +316,7 @@ def test_a_folder_reached_twice_is_summarised_once_and_only_a_real_cycle_is_a_lo
     assert [json.loads(line)["source"] for line in done.stdout.splitlines()] == [str(tree / "b" / "story.txt")]
     assert done.stderr.splitlines() == [
         f"Skipped {tree / 'b' / 'up'}: symbolic link loop (a link to a folder that contains it), not followed",
-        "1 input(s) skipped.",
+        "1 input skipped.",
     ]
 
 
@@ -346,7 +346,7 @@ def test_a_jsonl_stream_without_newlines_is_refused_in_bounded_memory():
     out = list(read_jsonl(io.BufferedReader(Endless()), 100_000))
     peak = tracemalloc.get_traced_memory()[1]
     tracemalloc.stop()
-    assert out == [Problem("<stdin>:1", "line 1: larger than --max-input-bytes (100,000 bytes)")]
+    assert out == [Problem("<stdin>:1", "larger than --max-input-bytes (100,000 bytes)")]
     assert peak < 5_000_000, peak
 
 

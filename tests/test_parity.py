@@ -67,8 +67,8 @@ def test_local_and_ray_runs_agree(env_model, local_ray, tmp_path, samples, long_
     assert (long["chunks"] == 1) is (long_mode == "truncate")
     expected_lines = [
         f"Skipped {tmp_path / 'news' / 'blank.txt'}: empty (only whitespace or control characters)",
-        f"Failed {tmp_path / 'rows.jsonl'}:3: line 3: not valid JSON",
-        f"Failed {tmp_path / 'rows.jsonl'}:4: line 4: larger than --max-input-bytes (5,000 bytes)",
+        f"Failed {tmp_path / 'rows.jsonl'}:3: not valid JSON",
+        f"Failed {tmp_path / 'rows.jsonl'}:4: larger than --max-input-bytes (5,000 bytes)",
         "Skipped last: line 5: empty (only whitespace or control characters)",
     ]
     if long_mode == "truncate":
