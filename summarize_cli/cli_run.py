@@ -53,7 +53,9 @@ def summarize_all(
     """Summarise every input and exit with the run's status."""
     expected = expected_results(items, inputs.stdin_format)
     destination = output.output_dir or output.output_file
-    report = RunReport(expected, already_done, None if destination is None else str(destination), run.model.model)
+    report = RunReport(
+        expected, already_done, None if destination is None else str(destination), run.model.model, verbose
+    )
     runner = start_runner(run, ray, show) if any(isinstance(i, InputFile) for i in items) else None
     try:
         if runner is None:  # nothing readable: no model needed

@@ -55,6 +55,7 @@ def to_record(result: Result, run_info: dict) -> dict:
         "chunks": result.chunks,
         "truncated": result.truncated,
         "unknown_token_share": result.unknown_share,
+        "warnings": result.warnings,
         "seconds": result.seconds,
         "cached": result.cached,
     }

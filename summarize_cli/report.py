@@ -8,6 +8,12 @@ from summarize_cli.documents import Problem, Result
 from summarize_cli.errors import EXIT_FAILED, EXIT_OK, EXIT_SIGINT, EXIT_SIGTERM
 
 UNKNOWN_WARNING_SHARE = 0.1  # above this share of unknown-token text, the model cannot read the language
+FEW = 3  # documents named one by one for each kind of warning; beyond that, one line with a count
+# warnings that recur across documents, by how they begin, with how the closing count line says them
+RECURRING = (
+    ("truncated from ", "were truncated to the model's input limit (--long truncate)"),
+    ("chunk summaries did not shrink", "had chunk summaries too long to reduce, so their final pass was truncated"),
+)
 MULTILINGUAL_HINT = "-m csebuetnlp/mT5_multilingual_XLSum"
 
 
@@ -19,17 +25,27 @@ class RunReport:
     already_done: int = 0  # inputs left out by --skip-existing
     destination: str | None = None  # the folder or file written, if any
     model_name: str = ""
+    verbose: bool = False  # name every document a warning is about, however many
     done: int = 0
     failures: list[Problem] = field(default_factory=list)
     skips: list[Problem] = field(default_factory=list)
     unreadable: list[Result] = field(default_factory=list)
+    warned: dict[str, int] = field(default_factory=dict)  # documents per kind of recurring warning
 
     def result(self, result: Result) -> list[str]:
-        """A summary was written: its warnings, each naming the document."""
+        """A summary was written: its warnings, each naming the document, until a kind recurs past FEW."""
         self.done += 1
         if result.unknown_share > UNKNOWN_WARNING_SHARE:
             self.unreadable.append(result)
-        return [f"Warning: {result.source}: {warning}" for warning in result.warnings]
+        lines = []
+        for warning in result.warnings:
+            kind = next((start for start, _ in RECURRING if warning.startswith(start)), None)
+            if kind is not None:
+                self.warned[kind] = self.warned.get(kind, 0) + 1
+                if self.warned[kind] > FEW and not self.verbose:
+                    continue
+            lines.append(f"Warning: {result.source}: {warning}")
+        return lines
 
     def problem(self, problem: Problem) -> list[str]:
         (self.skips if problem.skipped else self.failures).append(problem)
@@ -51,6 +67,10 @@ class RunReport:
     def finish(self) -> tuple[list[str], int]:
         """The closing lines and the exit status: 1 when any input failed or nothing was summarised."""
         lines = []
+        for start, phrase in RECURRING:
+            more = self.warned.get(start, 0) - FEW
+            if more > 0 and not self.verbose:
+                lines.append(f"Warning: {count(more, 'more document')} {phrase} (-v names each).")
         if self.unreadable:
             names = ", ".join(f"{r.source} ({r.unknown_share:.0%})" for r in self.unreadable[:5])
             more = f" and {len(self.unreadable) - 5} more" if len(self.unreadable) > 5 else ""

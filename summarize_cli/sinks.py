@@ -197,7 +197,8 @@ class DatasetSink:
         if self.path.suffix.lower() == ".jsonl":
             self._write(lambda: self._handle.write((json.dumps(row, ensure_ascii=False) + "\n").encode()))
         else:
-            row["settings"] = json.dumps(row["settings"])  # one column, the same type in every row
+            for column in ("settings", "warnings"):  # JSON text: one column type in every row, empty or not
+                row[column] = json.dumps(row[column], ensure_ascii=False)
             self._rows.append(row)
             if len(self._rows) >= self._rows_per_group:
                 self._flush_parquet()

@@ -96,3 +96,120 @@ def test_options_before_the_subcommand_apply_to_it(env_model, tmp_path):
     assert result.exit_code == 0, result.output
     report = json.loads(result.stdout)
     assert [s["system"].split(" [")[0] for s in report["systems"]] == [env_model.name, "Lead-3"]
+
+
+def test_warnings_of_one_kind_are_counted_past_a_few_and_named_under_verbose(tiny_model, tmp_path):
+    folder = tmp_path / "long"
+    folder.mkdir()
+    text = " ".join(f"Sentence {i} tells of the harbour ferry and the council." for i in range(80))
+    for i in range(6):
+        (folder / f"a{i}.txt").write_text(f"Article {i}. {text}")
+    command = [sys.executable, str(LAUNCHER), "-m", "slow", str(folder), "--long", "truncate", "-f", "jsonl", *QUICK]
+    quiet = subprocess.run(command, env=fake_env(tiny_model, tmp_path), capture_output=True, text=True, timeout=120)
+    assert quiet.returncode == 0, quiet.stderr
+    lines = quiet.stderr.splitlines()
+    assert [line.split(": truncated from")[0] for line in lines[:3]] == [
+        f"Warning: {folder / f'a{i}.txt'}" for i in range(3)
+    ]
+    assert lines[3:] == [
+        "Warning: 3 more documents were truncated to the model's input limit (--long truncate) (-v names each)."
+    ]
+    records = [json.loads(line) for line in quiet.stdout.splitlines()]
+    assert all(len(r["warnings"]) == 1 and r["warnings"][0].startswith("truncated from") for r in records)
+
+    loud = subprocess.run([*command, "-v"], env=fake_env(tiny_model, tmp_path), capture_output=True, text=True)
+    assert loud.returncode == 0, loud.stderr
+    named = [line for line in loud.stderr.splitlines() if ": truncated from" in line]
+    assert [line.split(": truncated from")[0] for line in named] == [
+        f"Warning: {folder / f'a{i}.txt'}" for i in range(6)
+    ]
+    assert "more document" not in loud.stderr
+
+
+def test_grammar_and_names_in_the_report(tiny_model, tmp_path):
+    feed = "\n".join(
+        [
+            json.dumps({"id": "one", "text": "The ferry returns on Monday, the council said."}),
+            "{broken",
+            json.dumps({"text": "No id here: the library opens a reading room."}),
+        ]
+    )
+    out = tmp_path / "out"
+    done = subprocess.run(
+        [sys.executable, str(LAUNCHER), "-m", "slow", "--stdin-format", "jsonl", "-o", str(out), *QUICK],
+        env=fake_env(tiny_model, tmp_path),
+        input=feed + "\n",
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 1
+    reason = "not valid JSON (Expecting property name enclosed in double quotes: line 1 column 2 (char 1))"
+    assert done.stderr.splitlines() == [
+        f"Failed <stdin>:2: {reason}",
+        f"Wrote 2 summaries to {out}.",
+        "1 input failed:",
+        f"  <stdin>:2: {reason}",
+    ]
+    assert sorted(p.name for p in out.iterdir()) == ["line-3.summary.txt", "one.summary.txt"]
+
+
+def test_a_named_pdf_without_its_extractor_fails_with_the_install_command(env_model, tmp_path, monkeypatch):
+    from conftest import run
+
+    pdf = tmp_path / "report.pdf"
+    pdf.write_bytes(b"%PDF-1.4\n%%EOF\n")
+    monkeypatch.setitem(sys.modules, "pypdf", None)
+    named = run([str(pdf), "-q", "--no-cache"])
+    assert named.exit_code == 1
+    assert f"Failed {pdf}: reading PDF needs pypdf: pip install 'summarize-cli[formats]'" in named.stderr
+    walked = run([str(tmp_path), "-q", "--no-cache"])
+    assert walked.exit_code == 1 and f"Skipped {pdf}: reading PDF needs pypdf" in walked.stderr
+
+
+def test_a_corrupt_pdf_is_one_message_naming_the_file(env_model, tmp_path):
+    from conftest import run
+
+    pdf = tmp_path / "broken.pdf"
+    pdf.write_bytes(b"%PDF-1.4 garbage\n")
+    result = run([str(pdf), "-q", "--no-cache"])
+    assert result.exit_code == 1
+    assert result.stderr.splitlines()[0] == (
+        f"Failed {pdf}: corrupt or unreadable PDF (Stream has ended unexpectedly); pdf: EOF marker not found"
+    )
+    assert "EOF marker not found" not in result.stderr.replace("pdf: EOF marker not found", "")
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--clear-cache", "a.txt"], "Invalid value for --clear-cache: empties the cache and exits: give it no inputs"),
+        (["--stdin-format", "jsonl", "a.txt"], "Invalid value for --stdin-format: applies to stdin"),
+        (["-f", "json", "--output", "x.jsonl", "a.txt"], "Invalid value for -f/--format: --output writes jsonl"),
+        (["--output", "res.txt", "a.txt"], "Invalid value for --output: must end in .jsonl or .parquet: res.txt"),
+        (["--skip-existing", "a.txt"], "Invalid value for --skip-existing: needs -o/--output-dir"),
+    ],
+)
+def test_options_that_cannot_apply_are_usage_errors(tmp_path, monkeypatch, args, message):
+    from conftest import run
+
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "a.txt").write_text("The ferry returns.")
+    result = run(args)
+    assert result.exit_code == 2
+    assert f"Error: {message}" in result.stderr
+    assert (tmp_path / "a.txt").read_text() == "The ferry returns." and result.stdout == ""
+
+
+def test_a_full_stdout_is_cannot_write(tiny_model, tmp_path):
+    done = subprocess.run(
+        f"{sys.executable} {LAUNCHER} -m slow {' '.join(QUICK)} --stdin-format jsonl > /dev/full",
+        shell=True,
+        env=fake_env(tiny_model, tmp_path),
+        input=record(1) + "\n",
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 1
+    assert done.stderr == "Error: cannot write to standard output: No space left on device\n"
