@@ -213,3 +213,13 @@ def test_a_full_stdout_is_cannot_write(tiny_model, tmp_path):
     )
     assert done.returncode == 1
     assert done.stderr == "Error: cannot write to standard output: No space left on device\n"
+
+
+def test_long_paths_in_usage_errors_are_never_broken(tmp_path, monkeypatch):
+    from conftest import run
+
+    monkeypatch.setenv("COLUMNS", "60")
+    long = tmp_path / ("a-very-long-folder-name-" * 6) / "results.txt"
+    result = run(["--output", str(long), "x.txt"])
+    assert result.exit_code == 2
+    assert f"Error: Invalid value for --output: must end in .jsonl or .parquet: {long}" in result.stderr.splitlines()
