@@ -1,4 +1,7 @@
-"""Shared fixtures: a tiny random-weight T5 with a SentencePiece tokenizer trained on samples/."""
+"""Shared fixtures and helpers: a tiny random-weight T5 with a SentencePiece tokenizer trained on samples/,
+a fake exact engine (`echo`) on its tokenizer, the CLI runner and the option lists that keep runs fast.
+
+Test files import the helpers with `from conftest import ...` (tests/ is not a package)."""
 
 from __future__ import annotations
 
@@ -6,12 +9,83 @@ import os
 from pathlib import Path
 
 import pytest
+from typer.testing import CliRunner
 
 os.environ["HF_HUB_OFFLINE"] = "1"
 os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
 
 ROOT = Path(__file__).resolve().parent.parent
 SAMPLES = ROOT / "samples"
+
+# Generation options that keep the tiny model quick (subprocess tests, which check stderr, add nothing else).
+GENERATE = ["--max-length", "12", "--min-length", "2", "--num-beams", "2"]
+# In-process CLI runs: quiet, with the result cache.
+CACHED = [*GENERATE, "-q"]
+# In-process CLI runs: quiet, neither reading nor writing the result cache (`summarize eval` never caches
+# and has no --no-cache: it takes CACHED).
+FAST = [*CACHED, "--no-cache"]
+# test_ray asserts its max length of 10.
+FAST_RAY = ["--max-length", "10", "--min-length", "2", "--num-beams", "2", "-q", "--no-cache"]
+
+
+def run(args: list[str], input: str | None = None):
+    """`summarize ARGS` in process (exceptions propagate: an unexpected traceback fails the test)."""
+    from summarize_cli.cli import app
+
+    return CliRunner().invoke(app, args, input=input, catch_exceptions=False)
+
+
+def usage_error(result) -> str:
+    """The message of a usage error (exit status 2): the text of its one `Error: ...` line on stderr (Click's
+    usage lines may stand above it). An option that no longer exists gives "No such option: ..." here."""
+    assert result.exit_code == 2, (result.exit_code, result.stdout, result.stderr)
+    errors = [line.removeprefix("Error: ") for line in result.stderr.splitlines() if line.startswith("Error: ")]
+    assert len(errors) == 1, result.stderr
+    return errors[0]
+
+
+class EchoBackend:
+    """Returns the first `keep` tokens of each input after the prefix: the 'summary' is the text's start.
+
+    The pipeline tests give `prefix_len` and `keep`; the fake engine gives neither, and each call takes
+    them from its settings: the prefix is `settings.prefix`, `keep` is `settings.max_length`."""
+
+    name, device, precision = "echo", "cpu", "float32"
+
+    def __init__(self, prefix_len: int | None = None, keep: int | None = None, tokenizer=None):
+        self.prefix_len, self.keep, self.tokenizer = prefix_len, keep, tokenizer
+        self.batches: list[list[int]] = []
+        self.notes: list[str] = []
+
+    def check(self, settings) -> list[str]:
+        return []
+
+    def generate(self, inputs, settings):
+        self.batches.append([len(i) for i in inputs])
+        start = self.prefix_len
+        if start is None:
+            prefix = self.tokenizer.encode(settings.prefix).ids if settings.prefix else []
+            start = len(self.tokenizer.front) + len(prefix)
+        keep = settings.max_length if self.keep is None else self.keep
+        return [i[start : start + keep] for i in inputs]
+
+
+class Echo:
+    """What the `echo` model says: the first `max_length` tokens of the document's text."""
+
+    name = "echo"
+
+    def __init__(self, tokenizer):
+        self.tokenizer = tokenizer
+
+    def summary(self, text: str, max_length: int = 12) -> str:
+        return self.tokenizer.decode(list(self.tokenizer.encode(text).ids[:max_length]))
+
+    def summary_of(self, path: Path, max_length: int = 12) -> str:
+        """The summary of a file, read as the CLI reads it (Markdown, HTML, ... become prose first)."""
+        from summarize_cli.formats import detect, extract
+
+        return self.summary(extract(path.read_bytes(), detect(path.name)), max_length)
 
 
 def build_tiny_t5(out: Path, corpus_texts: list[str], vocab_size: int = 1500) -> Path:
@@ -125,6 +199,14 @@ def tiny_model(tmp_path_factory) -> Path:
     return build_tiny_t5(tmp_path_factory.mktemp("models") / "tiny-t5", texts)
 
 
+@pytest.fixture(scope="session")
+def tiny_tokenizer(tiny_model):
+    """The tiny model's tokenizer, loaded once (read only: nothing may change it)."""
+    from summarize_cli.tokenizer import TextTokenizer
+
+    return TextTokenizer.from_dir(tiny_model)
+
+
 @pytest.fixture(scope="session", params=["bart", "pegasus"])
 def bart_family_model(request, tmp_path_factory) -> Path:
     texts = [p.read_text(encoding="utf-8") for p in sorted(SAMPLES.iterdir()) if p.is_file()]
@@ -156,3 +238,22 @@ def env_model(tiny_model, monkeypatch) -> Path:
     """Make the tiny model the default for CLI invocations in this test."""
     monkeypatch.setenv("SUMMARIZE_MODEL", str(tiny_model))
     return tiny_model
+
+
+@pytest.fixture
+def echo_model(tiny_model, tiny_tokenizer, monkeypatch):
+    """Make `echo` the default model of CLI invocations in this test: a fake engine, registered with
+    `register_engine`, on the tiny model's folder and tokenizer whose backend echoes the start of each
+    text (see EchoBackend), so that summaries are exact and no model runs. Yields an Echo to say what
+    the summary of a text is."""
+    from summarize_cli.engine import Engine, register_engine, unregister_engine
+    from summarize_cli.model_source import ModelSource
+
+    def load(**options) -> Engine:
+        source = ModelSource(Echo.name, tiny_model, "echo")
+        return Engine(source, EchoBackend(tokenizer=tiny_tokenizer), tiny_tokenizer)
+
+    register_engine(Echo.name, load)
+    monkeypatch.setenv("SUMMARIZE_MODEL", Echo.name)
+    yield Echo(tiny_tokenizer)
+    unregister_engine(Echo.name)

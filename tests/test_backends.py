@@ -8,16 +8,13 @@ import sys
 from pathlib import Path
 
 import pytest
-from typer.testing import CliRunner
+from conftest import FAST, run
 
 from summarize_cli.backends import ct2_backend
-from summarize_cli.cli import app
 from summarize_cli.engine import load_engine
-from summarize_cli.errors import SettingsError
+from summarize_cli.errors import ModelLoadError, SettingsError
 from summarize_cli.model_source import resolve_model
 from summarize_cli.settings import GenerationSettings, resolve
-
-FAST = ["--max-length", "12", "--min-length", "2", "--num-beams", "2", "-q", "--no-cache"]
 
 
 def sample_inputs(engine, samples: Path) -> list[list[int]]:
@@ -36,8 +33,10 @@ def sample_inputs(engine, samples: Path) -> list[list[int]]:
     ],
 )
 def test_ctranslate2_float32_gives_the_same_tokens_as_torch(tiny_model, samples, settings):
-    torch_engine = load_engine(str(tiny_model), backend="torch")
-    ct2_engine = load_engine(str(tiny_model), backend="ctranslate2", compute_type="float32")
+    # on the CPU, where both run in float32 (auto would be bfloat16 for torch on a CUDA machine)
+    torch_engine = load_engine(str(tiny_model), backend="torch", device="cpu")
+    ct2_engine = load_engine(str(tiny_model), backend="ctranslate2", device="cpu", compute_type="float32")
+    assert (torch_engine.backend.precision, ct2_engine.backend.precision) == ("float32", "float32")
     gen = GenerationSettings(**settings)
     inputs = sample_inputs(torch_engine, samples)
     assert sample_inputs(ct2_engine, samples) == inputs
@@ -65,9 +64,14 @@ def test_half_finished_conversion_is_never_used(tiny_model, tmp_path, monkeypatc
     (target / "model.bin").write_bytes(b"truncated")  # what an interrupted copy would leave
     assert not ct2_backend.is_converted(target)
     statuses: list[str] = []
-    with pytest.raises(Exception):  # noqa: B017 - the rename onto a non-empty folder must not pass silently
-        load_engine(str(tiny_model), backend="ctranslate2", compute_type="int8", on_status=statuses.append)
-    assert any("Converting" in s for s in statuses)
+    engine = load_engine(
+        str(tiny_model), backend="ctranslate2", device="cpu", compute_type="int8", on_status=statuses.append
+    )
+    assert any("Converting" in s for s in statuses)  # not taken for a conversion: converted again
+    assert ct2_backend.is_converted(target) and (target / "model.bin").read_bytes() != b"truncated"
+    assert (engine.backend.name, engine.backend.precision) == ("ctranslate2", "int8")
+    ids = [engine.tokenizer.wrap([], engine.tokenizer.encode("The harbour ferry runs at night.").ids)]
+    assert len(engine.backend.generate(ids, GenerationSettings(num_beams=1, min_length=3, max_length=6))[0]) >= 3
     assert not [p for p in target.parent.iterdir() if p.name.startswith(".")]  # the temporary folder is gone
 
 
@@ -84,9 +88,22 @@ def test_model_revision_change_gets_a_new_conversion(tiny_model, tmp_path):
 
 
 def test_auto_picks_ctranslate2_for_t5_on_cpu(tiny_model):
-    engine = load_engine(str(tiny_model))
+    engine = load_engine(str(tiny_model), device="cpu")
     assert engine.backend.name == "ctranslate2" and engine.backend.precision == "int8"
     assert engine.backend.device == "cpu"
+
+
+def test_auto_device_is_a_gpu_when_ctranslate2_sees_one(tiny_model):
+    import ctranslate2
+
+    engine = load_engine(str(tiny_model))
+    assert engine.backend.name == "ctranslate2"
+    if ctranslate2.get_cuda_device_count() > 0:
+        bf16 = "bfloat16" in ctranslate2.get_supported_compute_types("cuda")
+        assert engine.backend.device == "cuda:0"
+        assert engine.backend.precision == ("bfloat16" if bf16 else "int8_float32")
+    else:
+        assert (engine.backend.device, engine.backend.precision) == ("cpu", "int8")
 
 
 def test_float16_compute_type_is_refused_for_t5(tiny_model):
@@ -96,8 +113,7 @@ def test_float16_compute_type_is_refused_for_t5(tiny_model):
 
 def test_unhonoured_options_are_said(tiny_model, samples, monkeypatch):
     monkeypatch.setenv("SUMMARIZE_MODEL", str(tiny_model))
-    result = CliRunner().invoke(
-        app,
+    result = run(
         [
             str(samples / "harbour-ferry.txt"),
             "--backend",
@@ -117,12 +133,24 @@ def test_unhonoured_options_are_said(tiny_model, samples, monkeypatch):
 
 
 def test_json_records_name_backend_and_precision(tiny_model, samples, monkeypatch):
+    import torch
+
     monkeypatch.setenv("SUMMARIZE_MODEL", str(tiny_model))
     path = str(samples / "harbour-ferry.txt")
     for backend, precision in (("torch", "float32"), ("ctranslate2", "int8")):
-        result = CliRunner().invoke(app, [path, "-f", "jsonl", "--backend", backend, *FAST])
+        result = run([path, "-f", "jsonl", "--backend", backend, "--device", "cpu", *FAST])
+        assert result.exit_code == 0, result.stderr
         record = json.loads(result.stdout)
         assert (record["backend"], record["precision"], record["device"]) == (backend, precision, "cpu")
+    # without --device: the GPU when torch sees one, in bfloat16 where it can
+    record = json.loads(run([path, "-f", "jsonl", "--backend", "torch", *FAST]).stdout)
+    if torch.cuda.is_available():
+        bf16 = torch.cuda.is_bf16_supported()
+        assert (record["device"], record["precision"]) == ("cuda", "bfloat16" if bf16 else "float32")
+    elif torch.backends.mps.is_available():
+        assert (record["device"], record["precision"]) == ("mps", "float32")
+    else:
+        assert (record["device"], record["precision"]) == ("cpu", "float32")
 
 
 def test_seeded_sampling_is_repeatable_on_ctranslate2(tiny_model):
@@ -158,8 +186,8 @@ def test_cached_ctranslate2_run_imports_neither_torch_nor_transformers(tiny_mode
     ],
 )
 def test_bart_and_pegasus_give_the_same_tokens_on_both_backends(bart_family_model, samples, settings):
-    torch_engine = load_engine(str(bart_family_model), backend="torch")
-    ct2_engine = load_engine(str(bart_family_model), backend="ctranslate2", compute_type="float32")
+    torch_engine = load_engine(str(bart_family_model), backend="torch", device="cpu")  # float32 on both
+    ct2_engine = load_engine(str(bart_family_model), backend="ctranslate2", device="cpu", compute_type="float32")
     tokenizer = torch_engine.tokenizer
     inputs = [
         tokenizer.wrap([], tokenizer.encode(p.read_text(encoding="utf-8")).ids[:400]) for p in sorted(samples.iterdir())
@@ -171,9 +199,7 @@ def test_bart_and_pegasus_give_the_same_tokens_on_both_backends(bart_family_mode
 
 
 def test_model_without_summarisation_parameters_gets_defaults_and_no_prefix(bart_family_model, samples):
-    result = CliRunner().invoke(
-        app, [str(samples / "harbour-ferry.txt"), "-m", str(bart_family_model), "-f", "jsonl", "-q", "--no-cache"]
-    )
+    result = run([str(samples / "harbour-ferry.txt"), "-m", str(bart_family_model), "-f", "jsonl", "-q", "--no-cache"])
     assert result.exit_code == 0, result.stderr
     settings = json.loads(result.stdout)["settings"]
     assert settings["prefix"] == "" and settings["num_beams"] == 4
@@ -202,5 +228,5 @@ def test_auto_falls_back_to_torch_when_conversion_fails_and_remembers(tiny_model
     )
     again = load_engine(str(copy))
     assert again.backend.name == "torch" and len(calls) == 1  # the failure was remembered
-    with pytest.raises(Exception, match="CTranslate2 cannot convert"):
+    with pytest.raises(ModelLoadError, match="CTranslate2 cannot convert"):
         load_engine(str(copy), backend="ctranslate2")

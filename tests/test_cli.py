@@ -1,4 +1,5 @@
-"""The CLI end to end against the tiny model, in process with CliRunner."""
+"""The CLI in process with CliRunner: its plumbing on the fake `echo` engine, whose summaries are exact, and
+a few runs end to end on the tiny model."""
 
 from __future__ import annotations
 
@@ -6,21 +7,9 @@ import json
 from pathlib import Path
 
 import pytest
-from typer.testing import CliRunner
+from conftest import FAST, run, usage_error
 
 from summarize_cli import cli
-from summarize_cli.cli import app
-
-FAST = ["--max-length", "12", "--min-length", "2", "--num-beams", "2", "-q", "--no-cache"]
-
-
-@pytest.fixture
-def runner() -> CliRunner:
-    return CliRunner()
-
-
-def run(runner, args, input=None):
-    return runner.invoke(app, args, input=input, catch_exceptions=False)
 
 
 def write(path: Path, text: str) -> Path:
@@ -29,39 +18,44 @@ def write(path: Path, text: str) -> Path:
     return path
 
 
-def test_one_file_prints_the_bare_summary(runner, env_model, samples):
-    result = run(runner, [str(samples / "harbour-ferry.txt"), *FAST])
+def test_one_file_prints_the_bare_summary(echo_model, samples):
+    result = run([str(samples / "harbour-ferry.txt"), *FAST])
     assert result.exit_code == 0, result.stderr
     lines = result.stdout.splitlines()
     assert len(lines) == 1 and lines[0].strip() and "==>" not in lines[0]
+    assert result.stdout == echo_model.summary_of(samples / "harbour-ferry.txt") + "\n"
     assert result.stderr == ""
 
 
-def test_stdin_is_read_when_no_inputs(runner, env_model, samples):
+def test_stdin_is_read_when_no_inputs(echo_model, samples):
     text = (samples / "solar-school.txt").read_text(encoding="utf-8")
-    piped = run(runner, FAST, input=text)
-    named = run(runner, [str(samples / "solar-school.txt"), *FAST])
+    piped = run(FAST, input=text)
+    named = run([str(samples / "solar-school.txt"), *FAST])
     assert piped.exit_code == 0
     assert piped.stdout == named.stdout
+    assert piped.stdout == echo_model.summary(text) + "\n"
 
 
-def test_terminal_stdin_without_inputs_is_a_usage_error(runner, env_model, monkeypatch):
+def test_terminal_stdin_without_inputs_is_a_usage_error(echo_model, monkeypatch):
     monkeypatch.setattr(cli, "_stdin_is_terminal", lambda: True)
-    result = run(runner, [])
+    result = run([])
     assert result.exit_code == 2
     assert "Usage: summarize" in result.stderr and result.stdout == ""
+    assert "Give files or folders to summarise, or pipe text in: cat article.txt | summarize" in result.stderr
 
 
-def test_folder_in_text_format_has_head_style_headers_in_sorted_order(runner, env_model, samples):
-    result = run(runner, [str(samples), *FAST])
+def test_folder_in_text_format_has_head_style_headers_in_sorted_order(echo_model, samples):
+    result = run([str(samples), *FAST])
     assert result.exit_code == 0, result.stderr
     headers = [line for line in result.stdout.splitlines() if line.startswith("==> ")]
     expected = sorted(p.name for p in samples.iterdir() if p.suffix in (".txt", ".md"))
     assert [h[4:-4] for h in headers] == [str(samples / name) for name in expected]
+    sections = [f"==> {samples / name} <==\n{echo_model.summary_of(samples / name)}\n" for name in expected]
+    assert result.stdout == "\n".join(sections)
 
 
-def test_jsonl_records_carry_the_run_details(runner, env_model, samples, tiny_model):
-    result = run(runner, [str(samples), "-f", "jsonl", *FAST])
+def test_jsonl_records_carry_the_run_details(env_model, samples, tiny_model):
+    result = run([str(samples), "-f", "jsonl", *FAST])
     assert result.exit_code == 0
     records = [json.loads(line) for line in result.stdout.splitlines()]
     assert len(records) == 6
@@ -87,92 +81,122 @@ def test_jsonl_records_carry_the_run_details(runner, env_model, samples, tiny_mo
     assert all(r["chunks"] == 1 for r in records if r is not long)
 
 
-def test_json_is_one_array_and_markdown_has_sections(runner, env_model, samples):
+def test_json_is_one_array_and_markdown_has_sections(echo_model, samples):
     files = [str(samples / "harbour-ferry.txt"), str(samples / "城市绿地.txt")]
-    as_json = run(runner, [*files, "-f", "json", *FAST])
+    summaries = [echo_model.summary_of(Path(f)) for f in files]
+    as_json = run([*files, "-f", "json", *FAST])
+    assert as_json.exit_code == 0, as_json.stderr
     data = json.loads(as_json.stdout)
     assert [d["source"] for d in data] == files
-    as_md = run(runner, [*files, "-f", "markdown", *FAST])
+    assert [d["summary"] for d in data] == summaries
+    as_md = run([*files, "-f", "markdown", *FAST])
     assert [line for line in as_md.stdout.splitlines() if line.startswith("## ")] == [f"## {f}" for f in files]
-    empty = run(runner, [str(samples / "missing.txt"), "-f", "json", *FAST])
+    assert as_md.exit_code == 0 and as_md.stdout == "\n".join(
+        f"## {f}\n\n{summary}\n" for f, summary in zip(files, summaries, strict=True)
+    )
+    empty = run([str(samples / "missing.txt"), "-f", "json", *FAST])
     assert json.loads(empty.stdout) == [] and empty.exit_code == 1
 
 
-def test_stdin_jsonl_streams_many_documents_with_ids(runner, env_model):
-    lines = "\n".join(json.dumps({"id": f"n{i}", "text": f"Article {i} about the harbour ferry."}) for i in range(5))
-    result = run(runner, ["--stdin-format", "jsonl", "-f", "jsonl", *FAST], input=lines + "\nnot json\n")
+def test_stdin_jsonl_streams_many_documents_with_ids(echo_model):
+    texts = [f"Article {i} about the harbour ferry." for i in range(5)]
+    lines = "\n".join(json.dumps({"id": f"n{i}", "text": text}) for i, text in enumerate(texts))
+    result = run(["--stdin-format", "jsonl", "-f", "jsonl", *FAST], input=lines + "\nnot json\n")
     assert result.exit_code == 1
-    assert [json.loads(line)["source"] for line in result.stdout.splitlines()] == [f"n{i}" for i in range(5)]
-    assert "line 6" in result.stderr
+    records = [json.loads(line) for line in result.stdout.splitlines()]
+    assert [r["source"] for r in records] == [f"n{i}" for i in range(5)]
+    assert [r["summary"] for r in records] == [echo_model.summary(text) for text in texts]
+    assert "<stdin>:6" in result.stderr  # the bad line, by its number
+    assert "Failed <stdin>:6: not valid JSON" in result.stderr
 
 
-def test_output_dir_mirrors_the_tree_and_prints_nothing(runner, env_model, tmp_path, monkeypatch, samples):
+def test_output_dir_mirrors_the_tree_and_prints_nothing(echo_model, tmp_path, monkeypatch, samples):
     monkeypatch.chdir(tmp_path)
     write(tmp_path / "notes" / "a.txt", (samples / "harbour-ferry.txt").read_text(encoding="utf-8"))
     write(tmp_path / "notes" / "deep" / "b.md", (samples / "library-robots.md").read_text(encoding="utf-8"))
-    result = run(runner, ["notes", "-o", "out", *FAST])
+    result = run(["notes", "-o", "out", *FAST])
     assert result.exit_code == 0, result.stderr
     assert result.stdout == ""
-    assert (tmp_path / "out/notes/a.summary.txt").read_text(encoding="utf-8").strip()
-    assert (tmp_path / "out/notes/deep/b.summary.txt").is_file()
+    assert (tmp_path / "out/notes/a.txt.summary.txt").read_text(encoding="utf-8").strip()
+    assert (tmp_path / "out/notes/a.txt.summary.txt").read_text(encoding="utf-8") == (
+        echo_model.summary_of(samples / "harbour-ferry.txt") + "\n"
+    )
+    assert (tmp_path / "out/notes/deep/b.md.summary.txt").is_file()
+    assert (tmp_path / "out/notes/deep/b.md.summary.txt").read_text(encoding="utf-8") == (
+        echo_model.summary_of(samples / "library-robots.md") + "\n"
+    )
     assert "Wrote 2 summaries" in result.stderr
-    as_json = run(runner, ["notes/a.txt", "-o", "out", "-f", "json", *FAST])
-    assert json.loads((tmp_path / "out/notes/a.summary.json").read_text(encoding="utf-8"))["source"] == "notes/a.txt"
+    as_json = run(["notes/a.txt", "-o", "out", "-f", "json", *FAST])
+    written = json.loads((tmp_path / "out/notes/a.txt.summary.json").read_text(encoding="utf-8"))
+    assert written["source"] == "notes/a.txt"
     assert as_json.exit_code == 0
     assert not list((tmp_path / "out").rglob("*.tmp"))
 
 
-def test_output_dir_collisions_are_refused_before_loading(runner, tmp_path, monkeypatch):
+def test_output_dir_collisions_are_refused_before_loading(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
-    write(tmp_path / "d" / "a.txt", "One.")
-    write(tmp_path / "d" / "a.md", "Two.")
-    result = run(runner, ["d", "-o", "out", "-m", "no/such-model-anywhere"])
+    # the whole source name is kept (a.txt -> a.txt.summary.txt): stdin and a file named `stdin` can meet
+    write(tmp_path / "stdin", "A file named stdin.")
+    result = run(["-", "stdin", "-o", "out", "-m", "no/such-model-anywhere"], input="Piped text.")
     assert result.exit_code == 2
     assert "would both be written" in result.stderr
-    write(tmp_path / "x.summary.txt", "I am an input")
+    target = tmp_path.resolve() / "out" / "stdin.summary.txt"
+    assert usage_error(result) == f"Invalid value for --output-dir: <stdin> and stdin would both be written to {target}"
+    write(tmp_path / "x.txt.summary.txt", "I am an input")
     write(tmp_path / "x.txt", "Three.")
-    result = run(runner, ["x.txt", "x.summary.txt", "-o", ".", "-m", "no/such-model-anywhere"])
+    result = run(["x.txt", "x.txt.summary.txt", "-o", ".", "-m", "no/such-model-anywhere"])
     assert result.exit_code == 2 and "would overwrite input" in result.stderr
+    target = tmp_path.resolve() / "x.txt.summary.txt"
+    assert usage_error(result) == f"Invalid value for --output-dir: the summary of x.txt would overwrite input {target}"
 
 
-def test_same_seed_same_output_when_sampling(runner, env_model, samples):
+def test_same_seed_same_output_when_sampling(env_model, samples):
     args = [str(samples / "solar-school.txt"), "--do-sample", "--top-k", "20", "--temperature", "1.5", *FAST]
-    a = run(runner, [*args, "--seed", "7"]).stdout
-    b = run(runner, [*args, "--seed", "7"]).stdout
-    c = run(runner, [*args, "--seed", "8"]).stdout
+    a = run([*args, "--seed", "7"]).stdout
+    b = run([*args, "--seed", "7"]).stdout
+    c = run([*args, "--seed", "8"]).stdout
     assert a == b
     assert a != c
 
 
-def test_options_change_the_generation(runner, env_model, samples):
+def test_options_change_the_generation(echo_model, samples):
     path = str(samples / "harbour-ferry.txt")
-    short = run(runner, [path, "-f", "jsonl", "-q", "--max-length", "5", "--min-length", "5"])
-    longer = run(runner, [path, "-f", "jsonl", "-q", "--max-length", "40", "--min-length", "40", "--prefix", ""])
+    short = run([path, "-f", "jsonl", "-q", "--max-length", "5", "--min-length", "5"])
+    longer = run([path, "-f", "jsonl", "-q", "--max-length", "40", "--min-length", "40", "--prefix", ""])
     s, l_ = json.loads(short.stdout), json.loads(longer.stdout)
     assert s["settings"]["max_length"] == 5 and l_["settings"]["prefix"] == ""
+    assert s["settings"]["prefix"] == "summarize: " and l_["settings"]["max_length"] == 40
     assert len(s["summary"]) < len(l_["summary"])
+    # the backend got exactly these settings: the echo keeps max_length tokens of the text after the prefix
+    assert s["summary"] == echo_model.summary_of(samples / "harbour-ferry.txt", 5)
+    assert l_["summary"] == echo_model.summary_of(samples / "harbour-ferry.txt", 40)
 
 
 @pytest.mark.parametrize(
-    ("args", "message"),
+    ("args", "message", "error"),
     [
-        (["--min-length", "50", "--max-length", "10"], "greater than"),
-        (["--temperature", "0"], "--temperature"),
-        (["--top-p", "1.5"], "--top-p"),
-        (["--top-p", "0"], "--top-p"),
-        (["--num-beams", "0"], "--num-beams"),
+        (
+            ["--min-length", "50", "--max-length", "10"],
+            "greater than",
+            "--min-length (50) is greater than --max-length (10)",
+        ),
+        (["--temperature", "0"], "--temperature", "--temperature must be greater than 0 (got 0.0)"),
+        (["--top-p", "1.5"], "--top-p", "--top-p must be in (0, 1] (got 1.5)"),
+        (["--top-p", "0"], "--top-p", "--top-p must be in (0, 1] (got 0.0)"),
+        (["--num-beams", "0"], "--num-beams", "--num-beams must be at least 1 (got 0)"),
     ],
 )
-def test_invalid_options_are_usage_errors_before_loading(runner, args, message):
-    result = run(runner, ["-m", "no/such-model-anywhere", "-", *args], input="text")
+def test_invalid_options_are_usage_errors_before_loading(args, message, error):
+    result = run(["-m", "no/such-model-anywhere", "-", *args], input="text")
     assert result.exit_code == 2
     assert message in result.stderr
+    assert result.stderr == f"Error: {error}\n"  # the option's own check, not Click's "No such option"
     assert "no/such-model" not in result.stderr  # reported before any model is looked up
 
 
-def test_missing_model_is_one_clear_line(runner, tmp_path, monkeypatch):
+def test_missing_model_is_one_clear_line(tmp_path, monkeypatch):
     monkeypatch.setenv("HF_HOME", str(tmp_path / "hf"))
-    result = run(runner, ["-m", "t5-small", "-"], input="Some text to summarise.")
+    result = run(["-m", "t5-small", "-"], input="Some text to summarise.")
     assert result.exit_code == 1
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1
@@ -181,62 +205,80 @@ def test_missing_model_is_one_clear_line(runner, tmp_path, monkeypatch):
     assert "Traceback" not in result.output
 
 
-def test_missing_local_folder_and_bad_folder(runner, tmp_path):
-    result = run(runner, ["-m", str(tmp_path / "nope"), "-"], input="x")
+def test_missing_local_folder_and_bad_folder(tmp_path):
+    result = run(["-m", str(tmp_path / "nope"), "-"], input="x")
     assert result.exit_code == 1 and "does not exist" in result.stderr
     (tmp_path / "empty").mkdir()
-    result = run(runner, ["-m", str(tmp_path / "empty"), "-"], input="x")
+    result = run(["-m", str(tmp_path / "empty"), "-"], input="x")
     assert result.exit_code == 1 and "no config.json" in result.stderr
 
 
-def test_float16_is_refused_for_t5(runner, env_model):
-    result = run(runner, ["--dtype", "float16", "--backend", "torch", "-"], input="Some text.")
+def test_float16_is_refused_for_t5(env_model):
+    result = run(["--dtype", "float16", "--backend", "torch", "-"], input="Some text.")
     assert result.exit_code == 2
     assert "float16" in result.stderr and "overflow" in result.stderr
+    assert result.stderr.startswith("Error: --dtype float16 ") and result.stdout == ""
 
 
-def test_failed_and_skipped_inputs_set_the_exit_code(runner, env_model, tmp_path, samples):
+def test_failed_and_skipped_inputs_set_the_exit_code(echo_model, tmp_path, samples):
     good = str(samples / "harbour-ferry.txt")
+    summary = echo_model.summary_of(samples / "harbour-ferry.txt")
     empty = write(tmp_path / "empty.txt", "  \n")
-    result = run(runner, [good, str(empty), *FAST])
+    result = run([good, str(empty), *FAST])
     assert result.exit_code == 0
     assert "Skipped" in result.stderr and "empty.txt" in result.stderr
-    result = run(runner, [good, str(tmp_path / "missing.txt"), *FAST])
+    assert f"Skipped {empty}: empty (only whitespace or control characters)" in result.stderr
+    assert result.stdout == f"==> {good} <==\n{summary}\n"  # failures count as inputs, as with `head`
+    result = run([good, str(tmp_path / "missing.txt"), *FAST])
     assert result.exit_code == 1
-    assert "1 input(s) failed" in result.stderr and "missing.txt" in result.stderr
+    assert "1 input failed:" in result.stderr and "missing.txt" in result.stderr
     assert result.stdout.count("==> ") == 1
-    result = run(runner, [str(empty), *FAST])
+    assert result.stdout == f"==> {good} <==\n{summary}\n"
+    result = run([str(empty), *FAST])
     assert result.exit_code == 1 and "Nothing was summarised" in result.stderr
+    assert result.stdout == ""
 
 
-def test_verbose_reports_on_stderr_only(runner, env_model, samples):
-    result = run(runner, [str(samples / "harbour-ferry.txt"), "-v", *FAST])
+def test_verbose_reports_on_stderr_only(env_model, samples):
+    result = run([str(samples / "harbour-ferry.txt"), "-v", *FAST])
+    assert result.exit_code == 0, result.stderr
     assert "backend torch" in result.stderr or "backend ctranslate2" in result.stderr
     assert "num_beams=2" in result.stderr
     assert "backend" not in result.stdout
+    quiet = run([str(samples / "harbour-ferry.txt"), *FAST])
+    assert quiet.exit_code == 0 and quiet.stderr == ""
+    assert result.stdout == quiet.stdout and len(result.stdout.splitlines()) == 1  # the summary and nothing else
 
 
-def test_truncate_mode_warns_on_stderr(runner, env_model, samples):
-    result = run(runner, [str(samples / "river-cleanup-long.txt"), "--long", "truncate", "-f", "jsonl", *FAST])
+def test_truncate_mode_warns_on_stderr(echo_model, samples):
+    path = samples / "river-cleanup-long.txt"
+    result = run([str(path), "--long", "truncate", "-f", "jsonl", *FAST])
     assert result.exit_code == 0
-    assert json.loads(result.stdout)["truncated"] is True
+    record = json.loads(result.stdout)
+    assert record["truncated"] is True
     assert "truncated" in result.stderr and "river-cleanup-long.txt" in result.stderr
+    assert record["chunks"] == 1 and record["summary"] == echo_model.summary_of(path)
+    tokenizer = echo_model.tokenizer
+    tokens = tokenizer.count(path.read_text(encoding="utf-8"))
+    limit = tokenizer.model_max_length - tokenizer.special_count - tokenizer.count("summarize: ")  # 512 - </s> - prefix
+    assert record["input_tokens"] == tokens > limit
+    assert result.stderr == f"Warning: {path}: truncated from {tokens} to {limit} tokens (--long truncate)\n"
 
 
-def test_version(runner):
-    result = run(runner, ["--version"])
+def test_version():
+    result = run(["--version"])
     assert result.exit_code == 0 and result.stdout.startswith("summarize-cli ")
 
 
-def test_no_readable_input_reports_without_loading_a_model(runner, tmp_path):
-    result = run(runner, [str(tmp_path / "missing.txt"), "-m", "no/such-model-anywhere"])
+def test_no_readable_input_reports_without_loading_a_model(tmp_path):
+    result = run([str(tmp_path / "missing.txt"), "-m", "no/such-model-anywhere"])
     assert result.exit_code == 1
     assert "missing.txt: no such file or directory" in result.stderr
     assert "no/such-model" not in result.stderr
 
 
-def test_folder_without_matching_files_is_one_clear_error(runner, tmp_path):
+def test_folder_without_matching_files_is_one_clear_error(tmp_path):
     (tmp_path / "notes.rst").write_text("Not included by default.")
-    result = run(runner, [str(tmp_path), "-m", "no/such-model-anywhere"])
+    result = run([str(tmp_path), "-m", "no/such-model-anywhere"])
     assert result.exit_code == 1
     assert result.stderr.startswith("Error: no files to summarise in") and "--include" in result.stderr

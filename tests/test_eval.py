@@ -7,13 +7,10 @@ import subprocess
 import sys
 
 import pytest
-from typer.testing import CliRunner
+from conftest import CACHED, run, usage_error
 
-from summarize_cli.cli_eval import eval_app
 from summarize_cli.errors import SummarizeError
 from summarize_cli.evaluate import Example, Rouge, is_chinese, lead, load_folder_pair, load_jsonl, score_system
-
-FAST = ["--max-length", "8", "--min-length", "2", "--num-beams", "1", "-q"]
 
 
 @pytest.fixture(scope="module")
@@ -97,7 +94,7 @@ def test_jsonl_and_folder_pair_loading(tmp_path):
     (docs / "a.txt").write_text("Doc A.")
     (refs / "a.md").write_text("Ref A.")
     (docs / "b.txt").write_text("Doc B.")
-    with pytest.raises(SummarizeError, match="b"):
+    with pytest.raises(SummarizeError, match="documents and references do not match one to one: b$"):
         load_folder_pair(docs, refs)
     (refs / "b.txt").write_text("Ref B.")
     assert [(e.id, e.reference) for e in load_folder_pair(docs, refs)] == [("a", "Ref A."), ("b", "Ref B.")]
@@ -116,10 +113,8 @@ def dataset(samples, tmp_path):
 def test_end_to_end_json_with_a_comparison(env_model, samples, tmp_path):
     path = dataset(samples, tmp_path)
     per_doc = tmp_path / "scores.jsonl"
-    result = CliRunner().invoke(
-        eval_app,
-        [str(path), *FAST, "-f", "json", "--compare", "--num-beams 2 --max-length 6", "--per-document", str(per_doc)],
-    )
+    compare = ["--compare", "--num-beams 2 --max-length 6"]
+    result = run(["eval", str(path), *CACHED, "-f", "json", *compare, "--per-document", str(per_doc)])
     assert result.exit_code == 0, result.stderr
     report = json.loads(result.stdout)
     assert report["documents"] == 6
@@ -134,16 +129,21 @@ def test_end_to_end_json_with_a_comparison(env_model, samples, tmp_path):
     assert len(rows) == 18 and {"rouge1", "rougeLsum", "summary", "tokenization"} <= set(rows[0])
 
 
-def test_table_on_stdout(env_model, samples, tmp_path):
-    result = CliRunner().invoke(eval_app, [str(dataset(samples, tmp_path)), *FAST, "--no-lead3"])
+def test_table_on_stdout(echo_model, samples, tmp_path):
+    result = run(["eval", str(dataset(samples, tmp_path)), *CACHED, "--no-lead3"])
     assert result.exit_code == 0
     assert "ROUGE-Lsum" in result.stdout and "Lead-3" not in result.stdout
-    assert "tokenisation: characters for 2 document(s), words for 4 document(s)" in result.stdout.replace("\n", " ")
+    assert "echo [echo]" in result.stdout  # the model's row, named after it and its backend
+    assert "tokenisation: characters for 2 documents, words for 4 documents" in result.stdout.replace("\n", " ")
 
 
-def test_bad_compare_spec_is_a_usage_error(env_model, samples, tmp_path):
-    result = CliRunner().invoke(eval_app, [str(dataset(samples, tmp_path)), "--compare", "--num-beams zero"])
+def test_bad_compare_spec_is_a_usage_error(echo_model, samples, tmp_path):
+    result = run(["eval", str(dataset(samples, tmp_path)), "--compare", "--num-beams zero"])
     assert result.exit_code == 2 and "--compare" in result.stderr
+    assert usage_error(result) == "Invalid value for --compare: '--num-beams zero': 'zero' is not a valid int."
+    result = run(["eval", str(dataset(samples, tmp_path)), "--compare", "--per-document x.jsonl"])
+    message = "Invalid value for --compare: '--per-document x.jsonl': --per-document cannot be compared"
+    assert usage_error(result) == message
 
 
 def test_summarize_eval_dispatches_from_the_main_command(tiny_model, samples, tmp_path):
@@ -157,7 +157,7 @@ def test_summarize_eval_dispatches_from_the_main_command(tiny_model, samples, tm
             str(path),
             "-m",
             str(tiny_model),
-            *FAST,
+            *CACHED,
             "-f",
             "json",
             "--limit",

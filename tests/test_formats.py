@@ -4,18 +4,17 @@ from __future__ import annotations
 
 import io
 import json
+import re
 import sys
+from importlib.metadata import requires
 from pathlib import Path
 
 import pytest
-from typer.testing import CliRunner
+from conftest import FAST, run
 
-from summarize_cli import formats
-from summarize_cli.cli import app
 from summarize_cli.errors import InputError, SkippedInput
 from summarize_cli.formats import detect, extract
 
-FAST = ["--max-length", "8", "--min-length", "2", "--num-beams", "1", "-q", "--no-cache"]
 STORY = (
     "The harbour town of Kellin Bay will restore its night ferry next month. The council voted seven to two "
     "to fund an eighteen-month trial. Nurses, cooks and cleaners who work late shifts on the island will "
@@ -154,25 +153,39 @@ def test_missing_extra_names_the_install_command(monkeypatch):
         extract(pdf_bytes(["x"]), "pdf")
 
 
-def test_folder_of_mixed_formats_end_to_end(env_model, tmp_path):
+def test_folder_of_mixed_formats_end_to_end(echo_model, tmp_path):
     (tmp_path / "page.html").write_text(html_page())
     (tmp_path / "notes.md").write_text("# Title\n\n" + STORY)
     (tmp_path / "report.pdf").write_bytes(pdf_bytes(["The ferry report says crossings start at seven."]))
     (tmp_path / "memo.docx").write_bytes(docx_bytes([STORY]))
     (tmp_path / "scan.pdf").write_bytes(pdf_bytes([""]))
     (tmp_path / "broken.docx").write_bytes(b"PK\x03\x04broken")
-    result = CliRunner().invoke(app, [str(tmp_path), "-f", "jsonl", *FAST])
-    names = [Path(json.loads(line)["source"]).name for line in result.stdout.splitlines()]
+    result = run([str(tmp_path), "-f", "jsonl", *FAST])
+    records = [json.loads(line) for line in result.stdout.splitlines()]
+    names = [Path(r["source"]).name for r in records]
     assert names == ["memo.docx", "notes.md", "page.html", "report.pdf"]
+    # each summary is made from the file's prose, not its bytes or markup
+    assert [r["summary"] for r in records] == [
+        echo_model.summary(STORY),
+        echo_model.summary("Title\n\n" + STORY),
+        echo_model.summary(extract(html_page().encode(), "html")),
+        echo_model.summary("The ferry report says crossings start at seven."),
+    ]
     assert "Skipped" in result.stderr and "scan.pdf" in result.stderr and "no extractable text" in result.stderr
     assert "Failed" in result.stderr and "broken.docx" in result.stderr
     assert result.exit_code == 1
 
 
-def test_input_format_applies_to_stdin(env_model):
-    result = CliRunner().invoke(app, ["--input-format", "html", "-f", "jsonl", *FAST], input=html_page())
+def test_input_format_applies_to_stdin(echo_model):
+    result = run(["--input-format", "html", "-f", "jsonl", *FAST], input=html_page())
     assert result.exit_code == 0
-    assert json.loads(result.stdout)["input_tokens"] < len(html_page()) / 3  # the markup was not summarised
+    record = json.loads(result.stdout)
+    assert record["input_tokens"] < len(html_page()) / 3  # the markup was not summarised
+    article = extract(html_page().encode(), "html")
+    assert record["input_tokens"] == echo_model.tokenizer.count(article)
+    assert record["summary"] == echo_model.summary(article) and record["summary"].startswith("Night ferry")
+    as_text = json.loads(run(["--input-format", "text", "-f", "jsonl", *FAST], input=html_page()).stdout)
+    assert as_text["summary"] == echo_model.summary(html_page())  # without it, stdin is plain text
 
 
 @pytest.fixture(scope="session")
@@ -189,7 +202,7 @@ def english_model(tmp_path_factory):
 
 def test_text_the_model_cannot_read_is_measured_and_warned_once(english_model, samples):
     files = [str(samples / "城市绿地.txt"), str(samples / "社区图书馆.txt"), str(samples / "harbour-ferry.txt")]
-    result = CliRunner().invoke(app, [*files, "-m", str(english_model), "-f", "jsonl", *FAST])
+    result = run([*files, "-m", str(english_model), "-f", "jsonl", *FAST])
     assert result.exit_code == 0
     records = [json.loads(line) for line in result.stdout.splitlines()]
     shares = [r["unknown_token_share"] for r in records]
@@ -200,11 +213,10 @@ def test_text_the_model_cannot_read_is_measured_and_warned_once(english_model, s
     assert "mT5" in warnings[0]
 
 
-def test_chinese_without_spaces_is_chunked_by_tokens(env_model):
+def test_chinese_without_spaces_is_chunked_by_tokens(tiny_tokenizer):
     from summarize_cli.chunker import split_tokens
-    from summarize_cli.tokenizer import TextTokenizer
 
-    tokenizer = TextTokenizer.from_dir(env_model)
+    tokenizer = tiny_tokenizer
     text = "城市绿地帮助居民度过炎热夏天研究人员在全市设置了六十个温度监测点" * 60  # no punctuation at all
     encoded = tokenizer.encode(text)
     ranges = split_tokens(encoded, text, 100)
@@ -223,4 +235,24 @@ def test_parsers_are_imported_only_when_a_file_needs_them():
     )
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert done.stdout.strip() == "[]"
-    assert formats.EXTRA == "pip install 'summarize-cli[formats]'"
+
+
+def test_files_whose_parser_is_missing_are_skipped_with_the_install_command(echo_model, tmp_path, monkeypatch):
+    (tmp_path / "page.html").write_text(html_page())
+    (tmp_path / "report.pdf").write_bytes(pdf_bytes(["The ferry report says crossings start at seven."]))
+    (tmp_path / "memo.docx").write_bytes(docx_bytes([STORY]))
+    (tmp_path / "notes.txt").write_text(STORY)
+    for module in ("trafilatura", "pypdf", "docx"):
+        monkeypatch.setitem(sys.modules, module, None)  # as on an install without the [formats] extra
+    result = run([str(tmp_path), "-f", "jsonl", *FAST])
+    assert result.exit_code == 0, result.stderr  # skipped, not failed: the text file is summarised
+    assert [json.loads(line)["summary"] for line in result.stdout.splitlines()] == [echo_model.summary(STORY)]
+    for name, needs in [
+        ("memo.docx", "DOCX needs python-docx"),
+        ("page.html", "HTML needs trafilatura"),
+        ("report.pdf", "PDF needs pypdf"),
+    ]:
+        assert f"Skipped {tmp_path / name}: reading {needs}: pip install 'summarize-cli[formats]'" in result.stderr
+    # and the command named installs what is missing: the [formats] extra requires all three
+    formats_extra = [r for r in requires("summarize-cli") or [] if re.search(r"extra\s*==\s*.formats.", r)]
+    assert {"trafilatura", "pypdf", "python-docx"} <= {re.split(r"[<>=!~;\[ ]", r)[0] for r in formats_extra}

@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from conftest import EchoBackend
 
 from summarize_cli.chunker import sentence_starts, split_tokens
 from summarize_cli.documents import Document, Problem, Result
@@ -14,24 +15,9 @@ from summarize_cli.settings import GenerationSettings
 from summarize_cli.tokenizer import TextTokenizer
 
 
-class EchoBackend:
-    """Returns the first `keep` tokens of each input after the prefix: the 'summary' is the text's start."""
-
-    name, device, precision = "echo", "cpu", "float32"
-
-    def __init__(self, prefix_len: int, keep: int = 4):
-        self.prefix_len, self.keep = prefix_len, keep
-        self.batches: list[list[int]] = []
-        self.notes: list[str] = []
-
-    def generate(self, inputs, settings):
-        self.batches.append([len(i) for i in inputs])
-        return [i[self.prefix_len : self.prefix_len + self.keep] for i in inputs]
-
-
 @pytest.fixture
-def tokenizer(tiny_model) -> TextTokenizer:
-    return TextTokenizer.from_dir(tiny_model)
+def tokenizer(tiny_tokenizer) -> TextTokenizer:
+    return tiny_tokenizer
 
 
 def make(tokenizer, keep=4, batch_size=3, long_mode="chunk", prefix="summarize: ", window=None):
@@ -149,6 +135,15 @@ def test_prefix_that_fills_the_limit_is_refused(tokenizer):
         make(tokenizer, prefix=words(600))
 
 
-def test_samples_long_article_needs_chunks(tokenizer, samples: Path):
+def test_samples_long_article_is_summarised_in_chunks_and_reduced(tokenizer, samples: Path):
     text = (samples / "river-cleanup-long.txt").read_text(encoding="utf-8")
-    assert len(tokenizer.encode(text).ids) > 512
+    summarizer, backend = make(tokenizer, keep=8)
+    [result] = list(summarizer.summarize([Document("river", text)]))
+    encoded = tokenizer.encode(text)
+    assert result.input_tokens == len(encoded.ids) > summarizer.budget
+    assert result.chunks == len(split_tokens(encoded, text, summarizer.budget)) >= 2
+    assert not result.truncated and result.warnings == []
+    # map: one call per chunk, each within the limit; reduce: one more call on the joined chunk summaries
+    lengths = [n for batch in backend.batches for n in batch]
+    assert len(lengths) == result.chunks + 1 and max(lengths) <= tokenizer.model_max_length
+    assert result.summary == tokenizer.decode(list(encoded.ids[:8]))

@@ -6,15 +6,7 @@ import json
 import sys
 
 import pytest
-from typer.testing import CliRunner
-
-from summarize_cli.cli import app
-
-FAST = ["--max-length", "10", "--min-length", "2", "--num-beams", "2", "-q", "--no-cache"]
-
-
-def run(args, input=None):
-    return CliRunner().invoke(app, args, input=input, catch_exceptions=False)
+from conftest import FAST_RAY, run, usage_error
 
 
 def corpus(tmp_path, count=24):
@@ -35,8 +27,8 @@ def summaries(output: str) -> list[tuple[str, str]]:
 
 def test_ray_gives_the_single_process_results_in_order(env_model, local_ray, tmp_path):
     folder = corpus(tmp_path)
-    single = run([str(folder), "-f", "jsonl", *FAST])
-    on_ray = run([str(folder), "-f", "jsonl", "--ray", "--workers", "2", *FAST])
+    single = run([str(folder), "-f", "jsonl", *FAST_RAY])
+    on_ray = run([str(folder), "-f", "jsonl", "--ray", "--workers", "2", *FAST_RAY])
     assert on_ray.exit_code == single.exit_code == 0, on_ray.stderr
     assert summaries(on_ray.stdout) == summaries(single.stdout)
     assert len(summaries(on_ray.stdout)) == 24
@@ -48,13 +40,13 @@ def test_ray_gives_the_single_process_results_in_order(env_model, local_ray, tmp
 def test_ray_mirrors_files_under_the_output_dir(env_model, local_ray, tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     corpus(tmp_path, count=4)
-    result = run(["news", "-o", "out", "--ray", *FAST])
+    result = run(["news", "-o", "out", "--ray", *FAST_RAY])
     assert result.exit_code == 0, result.stderr
     assert sorted(p.relative_to(tmp_path / "out").as_posix() for p in (tmp_path / "out").rglob("*.txt")) == [
-        "news/a/story01.summary.txt",
-        "news/a/story03.summary.txt",
-        "news/b/story00.summary.txt",
-        "news/b/story02.summary.txt",
+        "news/a/story01.txt.summary.txt",
+        "news/a/story03.txt.summary.txt",
+        "news/b/story00.txt.summary.txt",
+        "news/b/story02.txt.summary.txt",
     ]
 
 
@@ -69,7 +61,7 @@ def test_datasets_with_a_text_column_to_an_output_file(env_model, local_ray, tmp
         pq.write_table(pa.Table.from_pylist(rows), data)
     else:
         data.write_text("".join(json.dumps(r) + "\n" for r in rows))
-    options = ["--text-column", "body", "--id-column", "key", *FAST]
+    options = ["--text-column", "body", "--id-column", "key", *FAST_RAY]
     single = run([str(data), "-f", "jsonl", *options])
     assert single.exit_code == 0, single.stderr
     out = tmp_path / f"summaries.{kind}"
@@ -83,21 +75,32 @@ def test_datasets_with_a_text_column_to_an_output_file(env_model, local_ray, tmp
     assert [r["source"] for r in written] == [f"row{i}" for i in range(30)]
 
 
-def test_output_file_works_without_ray_and_refuses_other_extensions(env_model, samples, tmp_path):
+def test_output_file_works_without_ray_and_refuses_other_extensions(echo_model, samples, tmp_path):
     out = tmp_path / "all.jsonl"
-    result = run([str(samples), "--output", str(out), *FAST])
+    result = run([str(samples), "--output", str(out), *FAST_RAY])
     assert result.exit_code == 0
     assert len(out.read_text(encoding="utf-8").splitlines()) == 6 and result.stdout == ""
-    bad = run([str(samples), "--output", str(tmp_path / "all.csv"), *FAST])
-    assert bad.exit_code == 1 and "must end in .jsonl or .parquet" in bad.stderr
+    written = [json.loads(line) for line in out.read_text(encoding="utf-8").splitlines()]
+    files = sorted(samples.iterdir())
+    assert [(r["source"], r["summary"]) for r in written] == [
+        (str(p), echo_model.summary_of(p, max_length=10)) for p in files
+    ]
+    bad = run([str(samples), "--output", str(tmp_path / "all.csv"), *FAST_RAY])
+    assert bad.exit_code == 2 and "must end in .jsonl or .parquet" in bad.stderr  # a usage error, before any work
+    assert usage_error(bad) == f"Invalid value for --output: must end in .jsonl or .parquet: {tmp_path / 'all.csv'}"
+    assert not (tmp_path / "all.csv").exists()
 
 
-def test_ray_options_need_ray_and_the_extra(env_model, samples, monkeypatch):
-    assert run([str(samples), "--workers", "2"]).exit_code == 2
+def test_ray_options_need_ray_and_the_extra(echo_model, samples, monkeypatch):
+    workers = run([str(samples), "--workers", "2"])
+    assert workers.exit_code == 2
+    assert usage_error(workers) == "Invalid value for --workers: needs --ray"
+    assert usage_error(run([str(samples), "--ray-address", "auto"])) == "Invalid value for --ray-address: needs --ray"
     monkeypatch.setitem(sys.modules, "ray", None)
-    result = run([str(samples), "--ray", *FAST])
+    result = run([str(samples), "--ray", *FAST_RAY])
     assert result.exit_code == 2
     assert "pip install 'summarize-cli[ray]'" in result.stderr
+    assert result.stderr == "Error: --ray needs Ray: pip install 'summarize-cli[ray]'\n" and result.stdout == ""
 
 
 def test_ray_takes_an_optional_address_after_it(tmp_path, monkeypatch):

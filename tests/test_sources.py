@@ -103,7 +103,7 @@ def test_western_text_decodes(encoding):
 
 @pytest.mark.parametrize("data", [bytes(range(256)) * 8, b"\x89PNG\r\n\x1a\n" + bytes(500), b"text\x00with nul"])
 def test_binary_is_refused(data):
-    with pytest.raises(InputError):
+    with pytest.raises(InputError, match="^binary file"):
         decode_bytes(data)
 
 
@@ -143,7 +143,8 @@ def test_stdin_jsonl_reports_bad_lines_and_keeps_the_rest():
     out = list(read_documents(discover(["-"]), stdin, "jsonl"))
     assert [type(o) for o in out] == [Document, Problem, Problem, Document]
     assert out[0].source == "one"
-    assert "line 2" in out[1].reason and "line 3" in out[2].reason
+    assert out[1].source == "<stdin>:2" and out[2].source == "<stdin>:3"  # each bad line named by its number
+    assert out[1].reason.startswith("not valid JSON") and out[2].reason == 'no "text" string field'
     assert out[3].source == "<stdin>:5"
 
 
