@@ -226,10 +226,10 @@ def _read_one(item: InputFile, stdin: BinaryIO | None, max_input_bytes: int, inp
         if item.path is None:
             if stdin is None:
                 raise InputError("stdin is not available")
-            data = stdin.read(max_input_bytes + 1)
+            data = _read_bounded(stdin, max_input_bytes)
         else:
             with open(item.path, "rb") as handle:
-                data = handle.read(max_input_bytes + 1)
+                data = _read_bounded(handle, max_input_bytes)
     except OSError as exc:
         raise InputError(exc.strerror or str(exc)) from None
     if len(data) > max_input_bytes:
@@ -251,6 +251,18 @@ def _read_one(item: InputFile, stdin: BinaryIO | None, max_input_bytes: int, inp
     document = make_document(item.display, text, item.relpath, item.path)
     document.warnings.extend(f"{fmt}: {note}" for note in notes)
     return document
+
+
+def _read_bounded(handle: BinaryIO, limit: int) -> bytes:
+    """At most `limit + 1` bytes, a megabyte at a time: memory follows the input's size, not the limit."""
+    chunks, total = [], 0
+    while total <= limit:
+        chunk = handle.read(min(1 << 20, limit + 1 - total))
+        if not chunk:
+            break
+        chunks.append(chunk)
+        total += len(chunk)
+    return b"".join(chunks)
 
 
 def make_document(source: str, text: str, relpath: Path, path: Path | None = None) -> Document:

@@ -1,8 +1,9 @@
 """Run the real `summarize` entry point with one step made slow by a native call that ignores signals.
 
 `SLOW=generate`: the model `slow` (a fake engine on the tiny model's tokenizer) answers the first batch
-(`STALL_AFTER` batches) at once and then spends tens of seconds in hashlib's PBKDF2, a C loop that, like a real generate(), does not return
-to Python when a signal arrives. `SLOW=convert`: the CTranslate2 conversion does the same before it starts.
+(`STALL_AFTER` batches) at once and then spends tens of seconds in hashlib's PBKDF2, a C loop that, like
+a real generate(), does not return to Python when a signal arrives. `SLOW=convert`: the CTranslate2
+conversion does the same before it starts.
 Used by test_never_lose_work.py as `python tests/slow_launcher.py ARGS...`.
 """
 
