@@ -115,8 +115,39 @@ def summarize(
         typer.Option(help="How to read inputs (auto: by extension; stdin: text).", rich_help_panel=IO),
     ] = InputFormat.auto,
     max_input_bytes: Annotated[
-        int, typer.Option(min=1, help="Refuse inputs larger than this.", rich_help_panel=IO)
+        int,
+        typer.Option(
+            min=1,
+            help="Refuse inputs (files, stdin, URL bodies, each JSONL line or Parquet row, extracted text) "
+            "larger than this.",
+            rich_help_panel=IO,
+        ),
     ] = 20_000_000,
+    files_from: Annotated[
+        str | None,
+        typer.Option(
+            "--files-from",
+            help="Read input paths and URLs from this file, one per line (- for stdin), after any INPUTS.",
+            metavar="FILE",
+            rich_help_panel=IO,
+        ),
+    ] = None,
+    null: Annotated[
+        bool,
+        typer.Option("-0", "--null", help="With --files-from: names end in NUL (find -print0).", rich_help_panel=IO),
+    ] = False,
+    timeout: Annotated[
+        float, typer.Option(min=0.1, help="Seconds to connect to, and wait on, a URL.", rich_help_panel=IO)
+    ] = 30.0,
+    extract: Annotated[
+        bool,
+        typer.Option(
+            "--extract",
+            help="Print the text each input becomes (after decoding and extraction) instead of summarising; "
+            "loads no model.",
+            rich_help_panel=IO,
+        ),
+    ] = False,
     fmt: Annotated[Format, typer.Option("-f", "--format", help="Output format.", rich_help_panel=IO)] = Format.text,
     output_dir: Annotated[
         Path | None,
@@ -226,6 +257,16 @@ def summarize(
         say([f"Cleared the result cache ({clear()})."])
         raise typer.Exit()
     _check_options_apply(inputs or [], fmt, output, stdin_format)
+    if null and files_from is None:
+        raise typer.BadParameter("needs --files-from", param_hint="-0/--null")
+    if files_from is not None:
+        if files_from == STDIN and STDIN in (inputs or []):
+            raise typer.BadParameter("stdin holds the list: it cannot be an input too", param_hint="--files-from -")
+        inputs = [*(inputs or []), *_listed_inputs(files_from, null)]
+        if not inputs:
+            raise SummarizeError(f"--files-from {files_from} lists no inputs")
+    if extract:
+        _check_extract_alone(run, batch_size)
     if not inputs:
         if _stdin_is_terminal():
             say(
@@ -254,8 +295,11 @@ def summarize(
         max_input_bytes=max_input_bytes,
         text_column=text_column,
         id_column=id_column,
+        timeout=timeout,
     )
-    writing = OutputSpec(fmt=fmt.value, output_dir=output_dir, output_file=output, skip_existing=skip_existing)
+    writing = OutputSpec(
+        fmt=fmt.value, output_dir=output_dir, output_file=output, skip_existing=skip_existing, extract=extract
+    )
     skip = [p for p in (output_dir, output) if p is not None]  # a run never reads what it writes
     items = list(discover(reading.inputs, reading.include, reading.exclude, skip=skip))
     if not items:
@@ -265,9 +309,9 @@ def summarize(
         _check_output_file(items, output)
     existing = 0
     if output_dir is not None:
-        _check_outputs(items, output_dir, writing.fmt)
+        _check_outputs(items, writing)
         if skip_existing:
-            items, existing = _without_existing(items, output_dir, writing.fmt)
+            items, existing = _without_existing(items, writing)
     summarize_all(
         items,
         inputs=reading,
@@ -281,6 +325,33 @@ def summarize(
 
 
 app.command(name="eval", context_settings=CONTEXT)(evaluate)
+
+
+def _listed_inputs(source: str, null: bool) -> list[str]:
+    """--files-from: one path or URL a line (NUL-separated with -0), taken as written; blank entries skipped.
+    A listed `-` is a file of that name, not stdin."""
+    try:
+        if source == "-":
+            raw = sys.stdin.buffer.read() if sys.stdin is not None else b""
+        else:
+            raw = Path(source).read_bytes()
+    except OSError as exc:
+        raise SummarizeError(f"cannot read --files-from {source}: {exc.strerror or exc}") from None
+    names = raw.split(b"\0") if null else raw.splitlines()
+    listed = [os.fsdecode(name) for name in names if name.strip()]
+    return [os.path.join(".", name) if name == "-" else name for name in listed]
+
+
+def _check_extract_alone(run, batch_size: int | None) -> None:
+    """--extract loads no model: generation and model options would be silently ignored."""
+    from dataclasses import fields
+
+    given = [
+        f.name for f in fields(run.generation) if f.name != "long_mode" and getattr(run.generation, f.name) is not None
+    ]
+    if given or batch_size is not None:
+        names = ", ".join("--" + name.replace("_", "-") for name in [*given, *(["batch_size"] if batch_size else [])])
+        raise typer.BadParameter(f"prints text without summarising: {names} would do nothing", param_hint="--extract")
 
 
 def _check_options_apply(inputs: list[str], fmt: Format, output: Path | None, stdin_format: StdinFormat) -> None:
@@ -301,7 +372,7 @@ def _check_options_apply(inputs: list[str], fmt: Format, output: Path | None, st
             )
 
 
-def _check_outputs(items, output_dir: Path, fmt: str) -> None:
+def _check_outputs(items, writing) -> None:
     """Refuse, before any model work, outputs that would overwrite an input or each other (a dataset's rows
     are named only once read: the output folder checks those as they are written)."""
     from summarize_cli.sinks import output_path
@@ -313,7 +384,7 @@ def _check_outputs(items, output_dir: Path, fmt: str) -> None:
     for item in files:
         if is_dataset(item):
             continue
-        target = output_path(output_dir, item.relpath, fmt).resolve()
+        target = output_path(writing.output_dir, item.relpath, writing.fmt, writing.extract).resolve()
         if target in inputs:
             raise typer.BadParameter(
                 f"the summary of {item.display} would overwrite input {target}", param_hint="--output-dir"
@@ -339,7 +410,7 @@ def _check_output_file(items, output: Path) -> None:
             )
 
 
-def _without_existing(items, output_dir: Path, fmt: str) -> tuple[list, int]:
+def _without_existing(items, writing) -> tuple[list, int]:
     """Drop inputs whose summary file is already there; return the rest and how many were dropped."""
     from summarize_cli.sinks import output_path
     from summarize_cli.sources import InputFile, is_dataset
@@ -351,7 +422,7 @@ def _without_existing(items, output_dir: Path, fmt: str) -> tuple[list, int]:
             isinstance(item, InputFile)
             and item.path is not None
             and not is_dataset(item)
-            and output_path(output_dir, item.relpath, fmt).exists()
+            and output_path(writing.output_dir, item.relpath, writing.fmt, writing.extract).exists()
         )
     ]
     return kept, len(items) - len(kept)

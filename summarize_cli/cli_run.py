@@ -9,7 +9,7 @@ import typer
 
 from summarize_cli import worker
 from summarize_cli.cli_common import out_of_the_way, progress_bar, say, status
-from summarize_cli.documents import Document, Problem
+from summarize_cli.documents import IDLE, Document, Problem, Result
 from summarize_cli.errors import EXIT_SIGINT, EXIT_SIGPIPE, EXIT_SIGTERM, Terminated
 from summarize_cli.report import RunReport
 from summarize_cli.sources import InputFile, is_dataset, read_inputs
@@ -19,7 +19,7 @@ from summarize_cli.specs import InputSpec, OutputSpec, RaySpec, RunSpec
 def expected_results(items: list, stdin_format: str) -> int | None:
     """One result per input, failures included; None when a dataset or stdin jsonl hides the count."""
     for item in items:
-        if isinstance(item, InputFile) and (is_dataset(item) or (item.path is None and stdin_format == "jsonl")):
+        if isinstance(item, InputFile) and (is_dataset(item) or (item.is_stdin and stdin_format == "jsonl")):
             return None
     return len(items)
 
@@ -56,9 +56,16 @@ def summarize_all(
     report = RunReport(
         expected, already_done, None if destination is None else str(destination), run.model.model, verbose
     )
-    runner = start_runner(run, ray, show) if any(isinstance(i, InputFile) for i in items) else None
+    readable = any(isinstance(i, InputFile) for i in items)
+    runner = start_runner(run, ray, show) if readable and not output.extract else None
     try:
-        if runner is None:  # nothing readable: no model needed
+        if output.extract:  # the text itself: no model at all
+            report.noun = ("text", "texts")
+            documents = read_inputs(items, _stdin(), inputs)
+            if output.skip_existing and output.output_dir is not None:
+                documents = _without_existing(documents, output, report)
+            results, run_info = worker.iterate(as_extracted(d) for d in documents if d is not IDLE), {}
+        elif runner is None:  # nothing readable: no model needed
             results, run_info = iter(items), {}
         else:
             say([f"Warning: {w}" for w in runner.warnings])
@@ -84,12 +91,22 @@ def summarize_all(
         raise typer.Exit(code)
 
 
+def as_extracted(item: Document | Problem) -> Result | Problem:
+    """--extract: a document's text stands where its summary would."""
+    if isinstance(item, Problem):
+        return item
+    return Result(document=item, summary=item.text, input_tokens=0, chunks=0, seconds=0.0, warnings=item.warnings)
+
+
 def _without_existing(documents, output: OutputSpec, report: RunReport):
     """--skip-existing for what is known only once read: dataset rows and stdin jsonl lines."""
     from summarize_cli.sinks import output_path
 
     for document in documents:
-        if isinstance(document, Document) and output_path(output.output_dir, document.relpath, output.fmt).exists():
+        if (
+            isinstance(document, Document)
+            and output_path(output.output_dir, document.relpath, output.fmt, output.extract).exists()
+        ):
             report.already_done += 1
             continue
         yield document
@@ -99,10 +116,10 @@ def _sink(output: OutputSpec, run_info: dict, several: bool | None):
     from summarize_cli.sinks import DatasetSink, DirectorySink, StdoutSink
 
     if output.output_file is not None:
-        return DatasetSink(output.output_file, run_info)
+        return DatasetSink(output.output_file, run_info, extract=output.extract)
     if output.output_dir is not None:
-        return DirectorySink(output.output_dir, output.fmt, run_info)
-    return StdoutSink(sys.stdout, output.fmt, run_info, several=several)
+        return DirectorySink(output.output_dir, output.fmt, run_info, extract=output.extract)
+    return StdoutSink(sys.stdout, output.fmt, run_info, several=several, extract=output.extract)
 
 
 def _stream(results, sink, report: RunReport, show: bool) -> None:

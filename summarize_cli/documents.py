@@ -15,6 +15,7 @@ class Document:
     relpath: Path | None = None
     path: Path | None = None
     warnings: list[str] = field(default_factory=list)  # what reading it said (a parser's complaints)
+    final_url: str | None = None  # a URL's address after redirects
 
 
 @dataclass

@@ -69,18 +69,29 @@ def detect(name: str | None, requested: str = "auto") -> str:
     return "text"
 
 
-def extract(data: bytes, fmt: str) -> str:
-    """The document's prose as plain text."""
+def extract(data: bytes, fmt: str, limit: int | None = None) -> str:
+    """The document's prose as plain text; past `limit` bytes of text (a file that expands far beyond its
+    size: a zip bomb, endless PDF pages) it is refused, and extraction stops as soon as that is known."""
     if fmt == "pdf":
-        return pdf_text(data)
-    if fmt == "docx":
-        return docx_text(data)
-    text = decode_bytes(data)
-    if fmt == "html":
-        return html_text(text)
-    if fmt == "markdown":
-        return markdown_text(text)
+        text = pdf_text(data, limit)
+    elif fmt == "docx":
+        text = docx_text(data, limit)
+    else:
+        text = decode_bytes(data)
+        if fmt == "html":
+            text = html_text(text)
+        elif fmt == "markdown":
+            text = markdown_text(text)
+    if limit is not None and len(text.encode("utf-8", "surrogatepass")) > limit:
+        raise TooLarge(limit)
     return text
+
+
+class TooLarge(InputError):
+    """Extracted text past --max-input-bytes."""
+
+    def __init__(self, limit: int):
+        super().__init__(f"its extracted text passes --max-input-bytes ({limit:,} bytes)")
 
 
 def html_text(html: str) -> str:
@@ -132,7 +143,7 @@ def _inline_text(token) -> str:
     return re.sub(r"\s+", " ", "".join(parts)).strip()
 
 
-def pdf_text(data: bytes) -> str:
+def pdf_text(data: bytes, limit: int | None = None) -> str:
     """Text of every page in order (pypdf); a PDF without text (scanned images) is skipped."""
     try:
         from pypdf import PdfReader
@@ -143,7 +154,12 @@ def pdf_text(data: bytes) -> str:
         reader = PdfReader(io.BytesIO(data))
         if reader.is_encrypted and not reader.decrypt(""):
             raise InputError("encrypted PDF (needs a password)")
-        pages = [page.extract_text() or "" for page in reader.pages]
+        pages, size = [], 0
+        for page in reader.pages:
+            pages.append(page.extract_text() or "")
+            size += len(pages[-1].encode("utf-8", "surrogatepass"))
+            if limit is not None and size > limit:
+                raise TooLarge(limit)
     except InputError:
         raise
     except (PdfReadError, ValueError, KeyError, TypeError, AttributeError, IndexError, OSError) as exc:
@@ -158,14 +174,25 @@ def pdf_text(data: bytes) -> str:
     return text
 
 
-def docx_text(data: bytes) -> str:
-    """Paragraphs of a Word document in order (python-docx)."""
+DOCX_MARKUP_RATIO = 5  # a document.xml may hold this many bytes of markup per byte of text allowed
+
+
+def docx_text(data: bytes, limit: int | None = None) -> str:
+    """Paragraphs of a Word document in order (python-docx); a zip that would unpack past a bound is
+    refused before anything is unpacked."""
     try:
         import docx
     except ImportError:
         raise MissingExtra(f"reading DOCX needs python-docx: {EXTRA}") from None
     import zipfile
 
+    if limit is not None:
+        try:
+            unpacked = sum(info.file_size for info in zipfile.ZipFile(io.BytesIO(data)).infolist())
+        except (zipfile.BadZipFile, ValueError, OSError) as exc:
+            raise InputError(f"corrupt or unreadable DOCX ({exc})") from None
+        if unpacked > DOCX_MARKUP_RATIO * limit:
+            raise InputError(f"unpacks to {unpacked:,} bytes, past {DOCX_MARKUP_RATIO} x --max-input-bytes: not read")
     try:
         document = docx.Document(io.BytesIO(data))
     except (zipfile.BadZipFile, KeyError, ValueError, OSError) as exc:

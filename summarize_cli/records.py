@@ -23,6 +23,7 @@ def to_row(item: Result | Problem) -> dict:
     return {
         "source": document.source,
         "relpath": None if document.relpath is None else str(document.relpath),
+        "final_url": document.final_url,
         **{name: getattr(item, name) for name in RESULT_FIELDS},
     }
 
@@ -32,7 +33,7 @@ def from_row(row: dict) -> Result | Problem:
     if "reason" in row:
         return Problem(row["source"], row["reason"], skipped=row["skipped"])
     relpath = row.get("relpath")
-    document = Document(row["source"], "", None if relpath is None else Path(relpath))
+    document = Document(row["source"], "", None if relpath is None else Path(relpath), final_url=row.get("final_url"))
     return Result(document=document, **{name: row[name] for name in RESULT_FIELDS if name in row})
 
 
@@ -49,6 +50,7 @@ def to_record(result: Result, run_info: dict) -> dict:
     """The public, machine-readable form of one result (json, jsonl, --output files)."""
     return {
         "source": result.source,
+        "final_url": result.document.final_url,
         "summary": result.summary,
         **(result.run_info or run_info),
         "input_tokens": result.input_tokens,

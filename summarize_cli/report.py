@@ -26,6 +26,7 @@ class RunReport:
     destination: str | None = None  # the folder or file written, if any
     model_name: str = ""
     verbose: bool = False  # name every document a warning is about, however many
+    noun: tuple[str, str] = ("summary", "summaries")  # what was written (--extract writes texts)
     done: int = 0
     failures: list[Problem] = field(default_factory=list)
     skips: list[Problem] = field(default_factory=list)
@@ -62,7 +63,8 @@ class RunReport:
         """Ctrl-C (130) or SIGTERM (143): what was done and what is left."""
         how = {EXIT_SIGINT: "Interrupted", EXIT_SIGTERM: "Terminated"}.get(signal_exit, "Stopped")
         left = "" if self.left is None else f", {self.left} left"
-        return [f"{how}: {self.done} summarised{left}."], signal_exit
+        verb = "summarised" if self.noun[0] == "summary" else "extracted"
+        return [f"{how}: {self.done} {verb}{left}."], signal_exit
 
     def finish(self) -> tuple[list[str], int]:
         """The closing lines and the exit status: 1 when any input failed or nothing was summarised."""
@@ -81,7 +83,7 @@ class RunReport:
                 f"other languages use a multilingual model, e.g. {MULTILINGUAL_HINT}."
             )
         if self.destination is not None:
-            lines.append(f"Wrote {count(self.done, 'summary', 'summaries')} to {self.destination}.")
+            lines.append(f"Wrote {count(self.done, *self.noun)} to {self.destination}.")
         if self.already_done:
             whose = "whose summary exists" if self.already_done == 1 else "whose summaries exist"
             lines.append(f"Skipped {count(self.already_done, 'input')} {whose} (--skip-existing).")

@@ -20,13 +20,22 @@ EXTENSIONS = {
     "jsonl": ".summary.jsonl",
     "markdown": ".summary.md",
 }
+TEXT_EXTENSIONS = {"text": ".txt", "json": ".text.json", "jsonl": ".text.jsonl", "markdown": ".md"}  # --extract
+
+
+def record_of(result: Result, run_info: dict, extract: bool) -> dict:
+    """A summary's record, or with --extract the text's: source, final_url and text."""
+    if extract:
+        return {"source": result.source, "final_url": result.document.final_url, "text": result.summary}
+    return to_record(result, run_info)
 
 
 class StdoutSink:
     """Writes each result to a stream as it arrives, flushed at once so a reader downstream sees it; text
     gets `==> NAME <==` headers when there are several inputs, as `head` does."""
 
-    def __init__(self, stream: TextIO, fmt: str, run_info: dict, several: bool = False):
+    def __init__(self, stream: TextIO, fmt: str, run_info: dict, several: bool = False, extract: bool = False):
+        self.extract = extract
         self.stream = stream
         self.fmt = fmt
         self.run_info = run_info
@@ -38,16 +47,16 @@ class StdoutSink:
         first = self._count == 0
         self._count += 1
         if self.fmt == "jsonl":
-            text = json.dumps(to_record(result, self.run_info), ensure_ascii=False) + "\n"
+            text = json.dumps(record_of(result, self.run_info, self.extract), ensure_ascii=False) + "\n"
         elif self.fmt == "json":
-            body = json.dumps(to_record(result, self.run_info), ensure_ascii=False, indent=2)
+            body = json.dumps(record_of(result, self.run_info, self.extract), ensure_ascii=False, indent=2)
             text = ("[\n" if first else ",\n") + _indent(body)
         elif self.fmt == "markdown":
-            text = ("" if first else "\n") + f"## {result.source}\n\n{result.summary}\n"
+            text = ("" if first else "\n") + f"## {result.source}\n\n{_body(result)}\n"
         elif self.several:
-            text = ("" if first else "\n") + f"==> {result.source} <==\n{result.summary}\n"
+            text = ("" if first else "\n") + f"==> {result.source} <==\n{_body(result)}\n"
         else:
-            text = result.summary + "\n"
+            text = _body(result) + "\n"
         self._put(text)
 
     def _put(self, text: str) -> None:
@@ -78,15 +87,20 @@ class StdoutSink:
         self.close()
 
 
+def _body(result: Result) -> str:
+    """What a text or Markdown output shows: the summary, or an extracted text without its final newlines."""
+    return result.summary.rstrip("\n")
+
+
 def _indent(text: str) -> str:
     return "\n".join("  " + line for line in text.splitlines())
 
 
-def output_path(out_dir: Path, relpath: Path, fmt: str) -> Path:
+def output_path(out_dir: Path, relpath: Path, fmt: str, extract: bool = False) -> Path:
     """`notes/a.txt` -> `OUT/notes/a.txt.summary.txt` (by format): the whole source name is kept, so `a.txt`
     and `a.md` never collide, and a file's output path depends on nothing but its own path."""
     name = relpath.name or "stdin"
-    return out_dir / relpath.parent / (name + EXTENSIONS[fmt])
+    return out_dir / relpath.parent / (name + (TEXT_EXTENSIONS if extract else EXTENSIONS)[fmt])
 
 
 class DuplicateOutput(OutputError):
@@ -96,7 +110,8 @@ class DuplicateOutput(OutputError):
 class DirectorySink:
     """Writes one file per result under `out_dir`, mirroring the inputs, each written atomically."""
 
-    def __init__(self, out_dir: Path, fmt: str, run_info: dict):
+    def __init__(self, out_dir: Path, fmt: str, run_info: dict, extract: bool = False):
+        self.extract = extract
         self.out_dir = out_dir
         self.fmt = fmt
         self.run_info = run_info
@@ -104,7 +119,7 @@ class DirectorySink:
         self._claimed: dict[Path, str] = {}
 
     def path_for(self, relpath: Path) -> Path:
-        return output_path(self.out_dir, relpath, self.fmt)
+        return output_path(self.out_dir, relpath, self.fmt, self.extract)
 
     def write(self, result: Result) -> None:
         """Write one summary; a second input aiming at a path this run wrote (a repeated jsonl id) is refused."""
@@ -116,11 +131,11 @@ class DirectorySink:
         self._claimed[path] = result.source
         if self.fmt in ("json", "jsonl"):
             indent = 2 if self.fmt == "json" else None
-            text = json.dumps(to_record(result, self.run_info), ensure_ascii=False, indent=indent) + "\n"
+            text = json.dumps(record_of(result, self.run_info, self.extract), ensure_ascii=False, indent=indent) + "\n"
         elif self.fmt == "markdown":
-            text = f"## {result.source}\n\n{result.summary}\n"
+            text = f"## {result.source}\n\n{_body(result)}\n"
         else:
-            text = result.summary + "\n"
+            text = _body(result) + "\n"
         write_atomic(path, text)
         self.written += 1
 
@@ -197,7 +212,8 @@ class DatasetSink:
     """Writes every record into one `.jsonl` or `.parquet` file that replaces `path` only when the run
     completes with at least one record; an interrupted or failed run leaves `path` as it was."""
 
-    def __init__(self, path: Path, run_info: dict, rows_per_group: int = 1000):
+    def __init__(self, path: Path, run_info: dict, rows_per_group: int = 1000, extract: bool = False):
+        self.extract = extract
         if path.suffix.lower() not in (".jsonl", ".parquet"):
             raise OutputError(f"--output must end in .jsonl or .parquet: {path}")
         self.path = path
@@ -212,12 +228,14 @@ class DatasetSink:
         self._handle = os.fdopen(fd, "wb")
 
     def write(self, result: Result) -> None:
-        row = to_record(result, self.run_info)
+        row = record_of(result, self.run_info, self.extract)
         if self.path.suffix.lower() == ".jsonl":
             self._write(lambda: self._handle.write((json.dumps(row, ensure_ascii=False) + "\n").encode()))
         else:
             for column in ("settings", "warnings"):  # JSON text: one column type in every row, empty or not
-                row[column] = json.dumps(row[column], ensure_ascii=False)
+                if column in row:
+                    row[column] = json.dumps(row[column], ensure_ascii=False)
+            row["final_url"] = row["final_url"] or ""  # a string column even where no row came from a URL
             self._rows.append(row)
             if len(self._rows) >= self._rows_per_group:
                 self._flush_parquet()

@@ -14,6 +14,7 @@ from typing import BinaryIO
 from summarize_cli.decoding import has_content
 from summarize_cli.documents import IDLE, Document, Idle, Problem
 from summarize_cli.errors import InputError, SkippedInput
+from summarize_cli.fetch import DEFAULT_TIMEOUT, body_format, fetch, is_url, url_relpath
 from summarize_cli.formats import DEFAULT_INCLUDE, MissingExtra, detect, extract, parser_notes
 from summarize_cli.specs import DEFAULT_MAX_INPUT_BYTES, InputSpec
 
@@ -32,6 +33,11 @@ class InputFile:
     path: Path | None
     relpath: Path
     named: bool = False  # given on the command line, not found by walking a folder
+    url: str | None = None  # an http(s) input, fetched when read
+
+    @property
+    def is_stdin(self) -> bool:
+        return self.path is None and self.url is None
 
 
 def discover(
@@ -47,11 +53,15 @@ def discover(
     ancestors is a loop.
     """
     inputs, include, exclude = list(inputs), tuple(include), tuple(exclude)
-    anchors = Anchors(inputs)
-    walk = _Walk(include, exclude, skip, roots=[Path(a) for a in inputs if a != STDIN])
+    paths = [a for a in inputs if a != STDIN and not is_url(a)]
+    anchors = Anchors(paths)
+    walk = _Walk(include, exclude, skip, roots=[Path(a) for a in paths])
     for arg in inputs:
         if arg == STDIN:
             yield InputFile(STDIN_NAME, None, Path("stdin"))
+            continue
+        if is_url(arg):
+            yield InputFile(arg, None, url_relpath(arg), named=True, url=arg)
             continue
         path = Path(arg)
         try:
@@ -73,9 +83,9 @@ class Anchors:
     never depends on the files beside it: inside the current folder, its path relative to it; outside,
     its path relative to the common parent of the named inputs outside it."""
 
-    def __init__(self, inputs: list[str]):
+    def __init__(self, paths: list[str]):
         self.cwd = Path.cwd().resolve()
-        outside = [self._absolute(Path(a)) for a in inputs if a != STDIN and self._inside(Path(a)) is None]
+        outside = [self._absolute(Path(a)) for a in paths if self._inside(Path(a)) is None]
         self.base = Path(os.path.commonpath([str(p.parent) for p in outside])) if outside else None
 
     @staticmethod
@@ -191,6 +201,7 @@ def read_inputs(items: Iterable[InputFile | Problem], stdin: BinaryIO | None, sp
         input_format=spec.input_format,
         text_column=spec.text_column,
         id_column=spec.id_column,
+        timeout=spec.timeout,
     )
 
 
@@ -202,53 +213,85 @@ def read_documents(
     input_format: str = "auto",
     text_column: str = "text",
     id_column: str = "id",
+    timeout: float = DEFAULT_TIMEOUT,
 ) -> Iterator[Document | Problem]:
     """Read and decode each input when it is reached, so only one text is held at a time.
 
-    A named `.jsonl` or `.parquet` file is a dataset: one document per row, from `text_column`.
+    A named `.jsonl` or `.parquet` file is a dataset: one document per row, from `text_column` (a JSONL row
+    may give a `url` to fetch instead). A URL is fetched with `timeout`, its body bound by `max_input_bytes`.
     """
+    limits = _Limits(max_input_bytes, input_format, timeout)
     for item in items:
         if isinstance(item, Problem):
             yield item
-        elif item.path is None and stdin_format == "jsonl":
-            yield from read_jsonl(stdin, max_input_bytes, STDIN_NAME, text_column, id_column, live=True)
+        elif item.is_stdin and stdin_format == "jsonl":
+            yield from read_jsonl(stdin, max_input_bytes, STDIN_NAME, text_column, id_column, live=True, limits=limits)
         elif is_dataset(item):
-            yield from read_dataset(item, max_input_bytes, text_column, id_column)
+            yield from read_dataset(item, max_input_bytes, text_column, id_column, limits)
         else:
             try:
-                yield _read_one(item, stdin, max_input_bytes, input_format)
+                yield _read_one(item, stdin, limits)
             except InputError as exc:
                 yield Problem(item.display, str(exc), skipped=exc.skipped)
 
 
-def _read_one(item: InputFile, stdin: BinaryIO | None, max_input_bytes: int, input_format: str) -> Document:
+@dataclass(frozen=True)
+class _Limits:
+    """What every read needs to know: the size limit, the format asked for, the URL timeout."""
+
+    max_input_bytes: int
+    input_format: str = "auto"
+    timeout: float = DEFAULT_TIMEOUT
+
+
+def _read_one(item: InputFile, stdin: BinaryIO | None, limits: _Limits) -> Document:
+    if item.url is not None:
+        return read_url(item.url, item.display, item.relpath, limits)
+    limit = limits.max_input_bytes
     try:
         if item.path is None:
             if stdin is None:
                 raise InputError("stdin is not available")
-            data = _read_bounded(stdin, max_input_bytes)
+            data = _read_bounded(stdin, limit)
         else:
             with open(item.path, "rb") as handle:
-                data = _read_bounded(handle, max_input_bytes)
+                data = _read_bounded(handle, limit)
     except OSError as exc:
         raise InputError(exc.strerror or str(exc)) from None
-    if len(data) > max_input_bytes:
-        raise InputError(f"larger than --max-input-bytes ({max_input_bytes:,} bytes)")
+    if len(data) > limit:
+        raise InputError(f"larger than --max-input-bytes ({limit:,} bytes)")
+    fmt = detect(None if item.path is None else item.path.name, limits.input_format)
+    return _document(item.display, data, fmt, item.relpath, limits, path=item.path, named=item.named)
+
+
+def read_url(url: str, display: str, relpath: Path, limits: _Limits) -> Document:
+    """The document behind a URL: fetched, then read by its Content-Type (else extension, else bytes)."""
+    fetched = fetch(url, limits.timeout, limits.max_input_bytes)
+    fmt = limits.input_format if limits.input_format != "auto" else body_format(fetched)
+    document = _document(display, fetched.data, fmt, relpath, limits, named=True)
+    document.final_url = fetched.final_url
+    return document
+
+
+def _document(
+    source: str, data: bytes, fmt: str, relpath: Path, limits: _Limits, path: Path | None = None, named: bool = False
+) -> Document:
+    """Bytes of a known format to a Document: the parser's complaints kept as warnings (or in the reason it
+    fails), and text that expands past --max-input-bytes (a zip bomb, a PDF of endless pages) refused."""
     if not data.strip(_BLANK_BYTES):
         raise SkippedInput("empty (only whitespace or control characters)")
-    fmt = detect(None if item.path is None else item.path.name, input_format)
     with parser_notes() as notes:
         try:
-            text = extract(data, fmt)
+            text = extract(data, fmt, limits.max_input_bytes)
         except MissingExtra as exc:
-            if item.named:  # asked for by name: a failure to act on, not a file passed over
+            if named:  # asked for by name: a failure to act on, not a file passed over
                 raise InputError(str(exc)) from None
             raise
         except InputError as exc:
             if notes:
                 raise type(exc)(f"{exc}; {fmt}: {'; '.join(notes)}") from None
             raise
-    document = make_document(item.display, text, item.relpath, item.path)
+    document = make_document(source, text, relpath, path)
     document.warnings.extend(f"{fmt}: {note}" for note in notes)
     return document
 
@@ -276,13 +319,14 @@ def is_dataset(item: InputFile) -> bool:
     return item.path is not None and item.path.suffix.lower() in DATASET_SUFFIXES
 
 
-def read_dataset(item: InputFile, max_input_bytes: int, text_column: str, id_column: str):
+def read_dataset(item: InputFile, max_input_bytes: int, text_column: str, id_column: str, limits=None):
     """Documents from the rows of a JSONL or Parquet file."""
     folder = item.relpath  # rows go under OUT/data.jsonl/ID.summary.*, beside OUT/other.txt.summary.*
     try:
         if item.path.suffix.lower() == ".jsonl":
             with open(item.path, "rb") as stream:
-                for doc in read_jsonl(stream, max_input_bytes, item.display, text_column, id_column):
+                rows = read_jsonl(stream, max_input_bytes, item.display, text_column, id_column, limits=limits)
+                for doc in rows:
                     if isinstance(doc, Document):
                         doc.relpath = folder / doc.relpath
                     yield doc
@@ -329,8 +373,10 @@ def read_jsonl(
     text_field: str = "text",
     id_field: str = "id",
     live: bool = False,
+    limits: _Limits | None = None,
 ) -> Iterator[Document | Problem | Idle]:
-    """One document per line: {"text": ..., "id": ...}; a bad line is a problem, not the end.
+    """One document per line: {"text": ..., "id": ...} or {"url": ..., "id": ...} (fetched when read, with
+    `limits`); a bad line is a problem, not the end.
 
     `live` (stdin): lines are read ahead in a thread, and IDLE marks each moment no further line is ready,
     so `tail -f feed.jsonl | summarize --stdin-format jsonl` summarises each record as it arrives.
@@ -356,15 +402,22 @@ def read_jsonl(
         except (json.JSONDecodeError, UnicodeDecodeError) as exc:
             yield Problem(line_name, f"not valid JSON ({exc})")
             continue
-        if not isinstance(record, dict) or not isinstance(record.get(text_field), str):
-            yield Problem(line_name, f'no "{text_field}" string field')
+        url = record.get("url") if isinstance(record, dict) else None
+        if not isinstance(record, dict) or not (
+            isinstance(record.get(text_field), str) or (isinstance(url, str) and is_url(url))
+        ):
+            yield Problem(line_name, f'no "{text_field}" string field (nor a "url")')
             continue
         key = record.get(id_field)
         source = line_name if key is None else str(key)
+        relpath = _row_relpath(key, "line", number)
         try:
-            yield make_document(source, record[text_field], _row_relpath(key, "line", number))
+            if isinstance(record.get(text_field), str):
+                yield make_document(source, record[text_field], relpath)
+            else:
+                yield read_url(url, source, relpath, limits or _Limits(max_input_bytes))
         except InputError as exc:
-            yield Problem(source, str(exc) if key is None else f"line {number}: {exc}", skipped=True)
+            yield Problem(source, str(exc) if key is None else f"line {number}: {exc}", skipped=exc.skipped)
 
 
 def _row_relpath(key, kind: str, number: int) -> Path:

@@ -89,6 +89,7 @@ class InputSpec:
     max_input_bytes: int = DEFAULT_MAX_INPUT_BYTES
     text_column: str = "text"
     id_column: str = "id"
+    timeout: float = 30.0  # seconds to connect to, and to wait on, a URL
 
 
 @dataclass(frozen=True)
@@ -99,6 +100,7 @@ class OutputSpec:
     output_dir: Path | None = None
     output_file: Path | None = None
     skip_existing: bool = False
+    extract: bool = False  # the text each input becomes, instead of its summary
 
 
 @dataclass(frozen=True)
