@@ -46,6 +46,12 @@ class RunReport:
                 if self.warned[kind] > FEW and not self.verbose:
                     continue
             lines.append(f"Warning: {result.source}: {warning}")
+        if self.verbose and self.noun[0] == "summary":
+            how = "from the cache" if result.cached else f"in {result.seconds:.2f} s"
+            lines.append(
+                f"{result.source}: {count(result.input_tokens, 'token')} to the model, "
+                f"{count(result.chunks, 'chunk')}{', truncated' if result.truncated else ''}, {how}"
+            )
         return lines
 
     def problem(self, problem: Problem) -> list[str]:

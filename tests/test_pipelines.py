@@ -223,3 +223,18 @@ def test_long_paths_in_usage_errors_are_never_broken(tmp_path, monkeypatch):
     result = run(["--output", str(long), "x.txt"])
     assert result.exit_code == 2
     assert f"Error: Invalid value for --output: must end in .jsonl or .parquet: {long}" in result.stderr.splitlines()
+
+
+def test_verbose_reports_tokens_and_chunks_per_document(echo_model, samples):
+    from conftest import FAST, run
+
+    long, short = samples / "river-cleanup-long.txt", samples / "harbour-ferry.txt"
+    result = run([str(long), str(short), "-v", "-f", "jsonl", *FAST])
+    assert result.exit_code == 0, result.stderr
+    records = {r["source"]: r for r in map(json.loads, result.stdout.splitlines())}
+    per_document = [line for line in result.stderr.splitlines() if " to the model, " in line]
+    assert [line.split(", in ")[0] for line in per_document] == [
+        f"{long}: {records[str(long)]['input_tokens']} tokens to the model, {records[str(long)]['chunks']} chunks",
+        f"{short}: {records[str(short)]['input_tokens']} tokens to the model, 1 chunk",
+    ]
+    assert records[str(long)]["chunks"] > 1
