@@ -79,21 +79,22 @@ def build_run(spec: RunSpec, on_status: Callable[[str], None] = lambda message: 
         on_status=on_status,
     )
     overrides = spec.generation.overrides()
-    settings = resolve(engine.source.path, overrides)
+    settings = resolve(engine.source.path, overrides, spec.generation.length)
     limit = output_limit(engine.source.config, engine.tokenizer.model_max_length)
-    check_bounds(settings, overrides, limit, engine.source.name)
+    settings = check_bounds(settings, overrides, limit, engine.source.name)
     warnings = list(engine.backend.notes) + list(engine.backend.check(settings))
-    summarizer = engine.summarizer(settings, model.batch_size, spec.generation.long_mode)
+    summarizer = engine.summarizer(settings, model.batch_size, spec.generation.long_mode, spec.generation.force)
     run = ReadyRun(spec, engine, settings, summarizer, warnings=warnings)
     if spec.use_cache:
-        run.cache, run.stage = open_cache(run.run_info, spec.generation.long_mode)
+        run.cache, run.stage = open_cache(run.run_info, spec.generation)
         warnings.extend(run.late_warnings())  # a cache unusable from the start is said up front
     return run
 
 
-def open_cache(run_info: dict, long_mode: str):
-    """The result cache and the stage that consults it, for runs made as `run_info` says."""
+def open_cache(run_info: dict, generation):
+    """The result cache and the stage that consults it, for runs made as `run_info` and the generation
+    spec's non-setting choices (--long, --force) say."""
     from summarize_cli.cache import CacheStage, ResultCache
 
     cache = ResultCache()
-    return cache, CacheStage(cache, run_info, long_mode)
+    return cache, CacheStage(cache, run_info, {"long": generation.long_mode, "force": generation.force})

@@ -91,11 +91,11 @@ class CacheStage:
     them through in place), fresh results are stored after it. Used by the local run and by Ray's driver,
     so on a cluster only the driver touches SQLite."""
 
-    def __init__(self, cache: ResultCache, run_info: dict, long_mode: str):
+    def __init__(self, cache: ResultCache, run_info: dict, choices: dict):
         self.cache = cache
         settings = run_info["settings"]
         self.active = not (settings["do_sample"] and settings["seed"] is None)  # unseeded sampling varies
-        self.context = {**run_info, "long": long_mode}
+        self.context = {**run_info, **choices}
         self._pending: deque[str] = deque()  # keys of the documents sent on, in order
 
     def lookup(self, items: Iterable) -> Iterator:

@@ -25,6 +25,26 @@ def sentence_starts(text: str) -> list[int]:
     return sorted(starts)
 
 
+def sentences(text: str) -> list[str]:
+    """The text's sentences, in order, without surrounding space."""
+    cuts = [0, *sentence_starts(text), len(text)]
+    return [text[a:b].strip() for a, b in zip(cuts, cuts[1:], strict=False) if text[a:b].strip()]
+
+
+_ENDS_A_SENTENCE = re.compile(r"""(?:[.!?…]+["'”’)\]]*|[。！？…]+[”’」』）】]*)\s*$""")
+
+
+def trim_to_sentence(text: str) -> str | None:
+    """The text up to the end of its last complete sentence, or None when it has no complete sentence
+    before its end (nothing to trim back to) or already ends one."""
+    if _ENDS_A_SENTENCE.search(text):
+        return None
+    ends = [m.end() for m in re.finditer(r"""[.!?…]+["'”’)\]]*(?=\s)|[。！？…]+[”’」』）】]*""", text)]
+    if not ends:
+        return None
+    return text[: ends[-1]].rstrip()
+
+
 def split_tokens(encoded: Encoded, text: str, budget: int) -> list[tuple[int, int]]:
     """Token ranges [start, end) of at most `budget` tokens, cut at sentence starts where one fits.
 

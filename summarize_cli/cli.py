@@ -7,6 +7,7 @@ import os
 import re
 import signal
 import sys
+from dataclasses import fields
 from enum import Enum
 from pathlib import Path
 from typing import Annotated
@@ -19,6 +20,7 @@ from summarize_cli.cli_common import DefaultCommand, DefaultGroup, handle_errors
 from summarize_cli.cli_eval import evaluate
 from summarize_cli.cli_options import IO, RAY
 from summarize_cli.errors import SummarizeError, Terminated
+from summarize_cli.specs import GenerationSpec
 
 CONTEXT = {"help_option_names": ["-h", "--help"]}
 app = typer.Typer(
@@ -95,6 +97,8 @@ def summarize(
     no_repeat_ngram_size: opt.NoRepeat = None,
     seed: opt.Seed = None,
     prefix: opt.Prefix = None,
+    length: opt.Length = None,
+    force: opt.Force = False,
     include: Annotated[
         list[str] | None,
         typer.Option(
@@ -149,6 +153,18 @@ def summarize(
         ),
     ] = False,
     fmt: Annotated[Format, typer.Option("-f", "--format", help="Output format.", rich_help_panel=IO)] = Format.text,
+    bullets: Annotated[
+        bool,
+        typer.Option(
+            "--bullets",
+            help="Each summary as a list of its sentences (a long document: one point per section).",
+            rich_help_panel=IO,
+        ),
+    ] = False,
+    combine: Annotated[
+        bool,
+        typer.Option("--combine", help="One summary of every input together.", rich_help_panel=IO),
+    ] = False,
     output_dir: Annotated[
         Path | None,
         typer.Option(
@@ -246,6 +262,8 @@ def summarize(
             seed=seed,
             prefix=prefix,
             long=long,
+            length=length,
+            force=force,
         ),
         use_cache=not no_cache,
     )
@@ -297,8 +315,22 @@ def summarize(
         id_column=id_column,
         timeout=timeout,
     )
+    if combine and output_dir is not None:
+        raise typer.BadParameter(
+            "makes one summary: redirect stdout (> combined.txt) or use --output FILE.jsonl", param_hint="--combine"
+        )
+    if combine and extract:
+        raise typer.BadParameter(
+            "--extract prints each input's text; there is nothing to combine", param_hint="--combine"
+        )
     writing = OutputSpec(
-        fmt=fmt.value, output_dir=output_dir, output_file=output, skip_existing=skip_existing, extract=extract
+        fmt=fmt.value,
+        bullets=bullets,
+        combine=combine,
+        output_dir=output_dir,
+        output_file=output,
+        skip_existing=skip_existing,
+        extract=extract,
     )
     skip = [p for p in (output_dir, output) if p is not None]  # a run never reads what it writes
     items = list(discover(reading.inputs, reading.include, reading.exclude, skip=skip))
@@ -327,6 +359,54 @@ def summarize(
 app.command(name="eval", context_settings=CONTEXT)(evaluate)
 
 
+@app.command(name="config", context_settings=CONTEXT)
+@handle_errors
+def show_config(ctx: typer.Context) -> None:
+    """Show the config file's path and every option's value in effect, with where it comes from."""
+    from summarize_cli.cli_common import long_options
+    from summarize_cli.config import config_path
+
+    path = config_path()
+    group = ctx.parent.command if ctx.parent is not None else None
+    maps = (ctx.parent.default_map if ctx.parent is not None else None) or {}
+    lines = [f"# config file: {path} ({'found' if path.is_file() else 'none there'})"]
+    for name in ("summarize", "eval"):
+        command = group.commands[name]
+        shown = command.make_context(name, [], default_map=maps.get(name), resilient_parsing=True)
+        lines.append(f"\n[{name}]" if name == "eval" else "")
+        for key, param in sorted(long_options(command).items()):
+            if key in ("help", "version", "clear-cache") or param.expose_value is False:
+                continue
+            value = shown.params.get(param.name)
+            source = shown.get_parameter_source(param.name)
+            where = {"DEFAULT_MAP": "config file", "ENVIRONMENT": f"env {param.envvar}"}.get(
+                source.name if source else "", "default"
+            )
+            unset = "the model's own" if param.name in MODEL_OWN else "not set"
+            shown_value = unset if value is None else _toml(value)
+            lines.append(f"{key} = {shown_value}  # {where}" if value is not None else f"# {key}: {shown_value}")
+    typer.echo("\n".join(line for line in lines if line is not None).strip("\n"))
+
+
+MODEL_OWN = {f.name for f in fields(GenerationSpec)} | {"batch_size", "threads"}  # None: the model decides
+
+
+def _toml(value) -> str:
+    """A value as TOML writes it."""
+    import json
+    from enum import Enum
+
+    if isinstance(value, Enum):
+        value = value.value
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, (list, tuple)):
+        return "[" + ", ".join(_toml(v) for v in value) + "]"
+    if isinstance(value, (int, float)):
+        return str(value)
+    return json.dumps(str(value), ensure_ascii=False)
+
+
 def _listed_inputs(source: str, null: bool) -> list[str]:
     """--files-from: one path or URL a line (NUL-separated with -0), taken as written; blank entries skipped.
     A listed `-` is a file of that name, not stdin."""
@@ -347,7 +427,9 @@ def _check_extract_alone(run, batch_size: int | None) -> None:
     from dataclasses import fields
 
     given = [
-        f.name for f in fields(run.generation) if f.name != "long_mode" and getattr(run.generation, f.name) is not None
+        f.name
+        for f in fields(run.generation)
+        if f.name != "long_mode" and getattr(run.generation, f.name) not in (None, False)
     ]
     if given or batch_size is not None:
         names = ", ".join("--" + name.replace("_", "-") for name in [*given, *(["batch_size"] if batch_size else [])])

@@ -21,7 +21,7 @@ from rich.progress import (
 )
 from typer.core import TyperCommand, TyperGroup
 
-from summarize_cli.errors import EXIT_SIGINT, EXIT_SIGTERM, SummarizeError, Terminated
+from summarize_cli.errors import EXIT_SIGINT, EXIT_SIGTERM, SettingsError, SummarizeError, Terminated
 
 stderr = Console(stderr=True, highlight=False, soft_wrap=True)
 
@@ -140,6 +140,11 @@ class DefaultGroup(TyperGroup):
         if not standalone_mode:
             return super().main(args, prog_name, complete_var, standalone_mode=False, **extra)
         try:
+            extra.setdefault("default_map", self.config_defaults())
+        except SummarizeError as exc:
+            say([f"Error: {exc}"])
+            sys.exit(exc.exit_code)
+        try:
             code = super().main(args, prog_name, complete_var, standalone_mode=False, **extra)
         except typer.Abort:
             say(["Aborted."])
@@ -157,6 +162,30 @@ class DefaultGroup(TyperGroup):
             return super().parse_args(ctx, args)
         ctx._protected_args, ctx.args = [], list(args)
         return ctx.args
+
+    def config_defaults(self) -> dict:
+        """The config file as Click default maps, one per command: top-level keys for every command that
+        has the option, the [eval] table for eval's own. Checked whole before anything runs."""
+        from summarize_cli.config import check_generation, config_path, option_defaults, read_config
+
+        path = config_path()
+        data = read_config(path)
+        if not data:
+            return {}
+        eval_table = data.get("eval", {})
+        if not isinstance(eval_table, dict):
+            raise SettingsError(f"the config file {path}: 'eval' must be a table ([eval])")
+        top = {k: v for k, v in data.items() if k != "eval"}
+        options = {name: long_options(command) for name, command in self.commands.items()}
+        option_defaults(path, top, {k: v for opts in options.values() for k, v in opts.items()})  # all known
+        maps = {}
+        for name, opts in options.items():
+            table = {k: v for k, v in top.items() if k in opts}
+            if name == "eval":
+                table.update(eval_table)
+            maps[name] = option_defaults(path, table, opts)
+            check_generation(path, maps[name])
+        return maps
 
     def _subcommand_first(self, args: list[str]) -> list[str]:
         """`summarize --offline eval data.jsonl` means `summarize eval --offline data.jsonl`: options given
@@ -184,9 +213,21 @@ class DefaultGroup(TyperGroup):
         command = self.commands[self.default_command]
         with ctx:
             # a context of its own, named as the program: usage and errors read `summarize ...`
-            sub_ctx = command.make_context(ctx.info_name, args, obj=self)
+            defaults = (ctx.default_map or {}).get(self.default_command)
+            sub_ctx = command.make_context(ctx.info_name, args, obj=self, default_map=defaults)
             with sub_ctx:
                 return sub_ctx.command.invoke(sub_ctx)
+
+
+def long_options(command) -> dict:
+    """A command's options by long name without dashes (`num-beams`): the config file's keys."""
+    return {
+        opt[2:]: param
+        for param in command.params
+        if param.param_type_name == "option"
+        for opt in param.opts
+        if opt.startswith("--")
+    }
 
 
 class DefaultCommand(TyperCommand):

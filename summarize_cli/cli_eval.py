@@ -112,6 +112,8 @@ def evaluate(
     no_repeat_ngram_size: opt.NoRepeat = None,
     seed: opt.Seed = None,
     prefix: opt.Prefix = None,
+    length: opt.Length = None,
+    force: opt.Force = False,
     quiet: opt.Quiet = False,
 ) -> None:
     """Score summaries against references with ROUGE-1/2/L/Lsum F1, beside Lead-3 and other settings."""

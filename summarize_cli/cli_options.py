@@ -20,6 +20,12 @@ class LongMode(str, Enum):
     truncate = "truncate"
 
 
+class LengthPreset(str, Enum):
+    short = "short"
+    medium = "medium"
+    long = "long"
+
+
 class Dtype(str, Enum):
     auto = "auto"
     float32 = "float32"
@@ -100,6 +106,23 @@ NoRepeat = Annotated[
     int | None, typer.Option(help="Never repeat an n-gram of this size (0: off).", rich_help_panel=GEN)
 ]
 Seed = Annotated[int | None, typer.Option(help="Random seed: same seed, same output.", rich_help_panel=GEN)]
+Length = Annotated[
+    LengthPreset | None,
+    typer.Option(
+        "--length",
+        help="Named summary length: short (half the model's own), medium (the model's own), long (twice); "
+        "--min-length/--max-length override its bounds.",
+        rich_help_panel=GEN,
+    ),
+]
+Force = Annotated[
+    bool,
+    typer.Option(
+        "--force",
+        help="Summarise even a text shorter than its summary would be (else kept as it is).",
+        rich_help_panel=GEN,
+    ),
+]
 Prefix = Annotated[
     str | None, typer.Option(help="Text put before each input (t5: 'summarize: ').", rich_help_panel=GEN)
 ]
@@ -147,6 +170,8 @@ def generation_spec(
     seed: int | None,
     prefix: str | None,
     long: LongMode,
+    length: LengthPreset | None = None,
+    force: bool = False,
 ) -> GenerationSpec:
     """The generation options of either command as a GenerationSpec, checked before any model loads."""
     return GenerationSpec(
@@ -162,4 +187,6 @@ def generation_spec(
         seed=seed,
         prefix=prefix,
         long_mode=long.value,
+        length=None if length is None else length.value,
+        force=force,
     )

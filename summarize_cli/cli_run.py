@@ -75,10 +75,13 @@ def summarize_all(
             documents = read_inputs(items, _stdin(), inputs)
             if output.skip_existing and output.output_dir is not None:
                 documents = _without_existing(documents, output, report)
-            results = worker.iterate(runner.summarize(documents))
+            results = runner.summarize(documents)
+            if output.combine:
+                results = combined(results, runner, report)
+            results = worker.iterate(results)
             run_info = runner.run_info
         # as `head` does, failures count; a dataset or jsonl stream is many records by nature
-        several = True if expected is None else len(items) > 1
+        several = not output.combine and (True if expected is None else len(items) > 1)
         _stream(results, _sink(output, run_info, several), report, show)
         if runner is not None:
             say([f"Warning: {w}" for w in runner.late_warnings()])
@@ -89,6 +92,26 @@ def summarize_all(
     say(lines)
     if code:
         raise typer.Exit(code)
+
+
+def combined(results, runner, report: RunReport):
+    """--combine: problems pass on as they come; the summaries, in input order, are joined and summarised
+    again as one document (map-reduce across documents, as within one), which is the only result."""
+    summaries: list[Result] = []
+    for result in results:
+        if isinstance(result, Problem):
+            yield result
+        else:
+            summaries.append(result)
+    if not summaries:
+        return
+    report.expected = None
+    joined = Document("combined", "\n\n".join(r.summary for r in summaries if r.summary))
+    for result in runner.summarize([joined]):
+        if isinstance(result, Result):
+            result.sources = [r.source for r in summaries]
+            result.warnings = [f"{r.source}: {w}" for r in summaries for w in r.warnings] + result.warnings
+        yield result
 
 
 def as_extracted(item: Document | Problem) -> Result | Problem:
@@ -118,8 +141,8 @@ def _sink(output: OutputSpec, run_info: dict, several: bool | None):
     if output.output_file is not None:
         return DatasetSink(output.output_file, run_info, extract=output.extract)
     if output.output_dir is not None:
-        return DirectorySink(output.output_dir, output.fmt, run_info, extract=output.extract)
-    return StdoutSink(sys.stdout, output.fmt, run_info, several=several, extract=output.extract)
+        return DirectorySink(output.output_dir, output.fmt, run_info, extract=output.extract, bullets=output.bullets)
+    return StdoutSink(sys.stdout, output.fmt, run_info, several=several, extract=output.extract, bullets=output.bullets)
 
 
 def _stream(results, sink, report: RunReport, show: bool) -> None:

@@ -39,6 +39,10 @@ class Result:
     truncated: bool = False
     warnings: list[str] = field(default_factory=list)
     unknown_share: float = 0.0
+    trimmed: bool = False  # cut back to its last complete sentence (the model stopped at --max-length)
+    passthrough: bool = False  # already shorter than a summary would be: the text itself, no model
+    sections: list[str] = field(default_factory=list)  # a chunked document's per-chunk summaries, in order
+    sources: list[str] | None = None  # --combine: the inputs this one summary was made from
     cached: bool = False
     run_info: dict | None = None
 

@@ -40,7 +40,7 @@ class Engine:
             return 32
         return 16 if self.backend.name == "ctranslate2" else 8
 
-    def summarizer(self, settings, batch_size: int | None = None, long_mode: str = "chunk"):
+    def summarizer(self, settings, batch_size: int | None = None, long_mode: str = "chunk", force: bool = False):
         """A Summarizer over this engine."""
         from summarize_cli.pipeline import Summarizer
 
@@ -50,6 +50,7 @@ class Engine:
             settings,
             batch_size or self.default_batch_size,
             long_mode,
+            force=force,
         )
 
     def run_info(self, settings) -> dict:

@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 
 from summarize_cli.backends import Backend
 from summarize_cli.batcher import length_batches
-from summarize_cli.chunker import split_tokens
+from summarize_cli.chunker import split_tokens, trim_to_sentence
 from summarize_cli.documents import IDLE, Document, Problem, Result
 from summarize_cli.errors import SettingsError
 from summarize_cli.settings import GenerationSettings
@@ -31,6 +31,8 @@ class _Work:
     summary: str | None = None
     unknown_share: float = 0.0
     result: Result | None = None  # set when the summary is done
+    sections: list[str] = field(default_factory=list)  # the map step's summaries, when there were chunks
+    trimmed: bool = False
 
     def start_round(self, pieces: list[list[int]]) -> None:
         self.pieces = pieces
@@ -48,6 +50,7 @@ class Summarizer:
         batch_size: int = 8,
         long_mode: str = "chunk",
         window: int | None = None,
+        force: bool = False,
     ):
         if long_mode not in LONG_MODES:
             raise ValueError(f"long_mode must be one of {LONG_MODES}")
@@ -56,6 +59,7 @@ class Summarizer:
         self.settings = settings
         self.batch_size = max(1, batch_size)
         self.long_mode = long_mode
+        self.force = force  # summarise even a text shorter than a summary would be
         self.window = window or max(4 * self.batch_size, 16)
         self.prefix_ids = tokenizer.encode(settings.prefix).ids if settings.prefix else []
         self.budget = tokenizer.model_max_length - tokenizer.special_count - len(self.prefix_ids)
@@ -135,6 +139,18 @@ class Summarizer:
             warnings=list(document.warnings),
             unknown_share=self.tokenizer.unknown_share(encoded, document.text),
         )
+        if len(encoded.ids) < self.settings.min_length and not self.force:
+            work.result = Result(  # already shorter than its summary would be: never invent one
+                document=document,
+                summary=document.text.strip(),
+                input_tokens=len(encoded.ids),
+                chunks=0,
+                seconds=0.0,
+                warnings=work.warnings,
+                unknown_share=round(work.unknown_share, 4),
+                passthrough=True,
+            )
+            return work
         if len(encoded.ids) <= self.budget:
             work.start_round([encoded.ids])
         elif self.long_mode == "truncate":
@@ -150,8 +166,14 @@ class Summarizer:
     def _advance(self, work: _Work) -> None:
         """After a round: a single piece is the summary; several are joined and summarised again."""
         texts = [self.tokenizer.decode(o or []) for o in work.outputs]
+        if len(texts) > 1 and not work.sections:
+            work.sections = texts  # the map step: one summary per chunk, in order
         if len(texts) == 1:
             work.summary = texts[0]
+            if len(work.outputs[0] or []) >= self.settings.max_length - 1:  # the model stopped at the limit
+                whole = trim_to_sentence(texts[0])
+                if whole:
+                    work.summary, work.trimmed = whole, True
             work.result = self._result(work)
             return
         joined = " ".join(t for t in texts if t)
@@ -180,4 +202,6 @@ class Summarizer:
             truncated=work.truncated,
             warnings=work.warnings,
             unknown_share=round(work.unknown_share, 4),
+            trimmed=work.trimmed,
+            sections=work.sections,
         )

@@ -86,7 +86,7 @@ class RayRunner:
         self.ray = require_ray()
         self.threads = spec.model.threads or 1  # per actor: one actor per core is the default layout
         self.use_cache = spec.use_cache
-        self.long_mode = spec.generation.long_mode
+        self.generation = spec.generation
         # the driver keeps the result cache (below), so SQLite never sits on a cluster's shared storage
         self.spec = replace(spec, model=replace(spec.model, threads=self.threads), use_cache=False)
         self.cache = self.stage = None
@@ -145,7 +145,7 @@ class RayRunner:
         if self.use_cache:
             from summarize_cli.build import open_cache
 
-            self.cache, self.stage = open_cache(self.run_info, self.long_mode)
+            self.cache, self.stage = open_cache(self.run_info, self.generation)
             self.warnings.extend(self.late_warnings())
 
     def pool_size(self) -> int:

@@ -10,9 +10,19 @@ from summarize_cli.documents import Document, Problem, Result
 # every Result field but the document it summarises, in the order records show them
 RESULT_FIELDS = tuple(f.name for f in fields(Result) if f.name != "document")
 # bumped whenever what the cache keeps changes meaning (2: warnings no longer carry the document's name)
-CACHE_SCHEMA = 2
+CACHE_SCHEMA = 3  # 3: trimmed, passthrough and sections
 # what a cached result keeps: the fields that depend on the text and settings only, not on this run
-CACHED_FIELDS = ("summary", "input_tokens", "chunks", "truncated", "warnings", "unknown_share")
+CACHED_FIELDS = (
+    "summary",
+    "input_tokens",
+    "chunks",
+    "truncated",
+    "warnings",
+    "unknown_share",
+    "trimmed",
+    "passthrough",
+    "sections",
+)
 
 
 def to_row(item: Result | Problem) -> dict:
@@ -48,7 +58,11 @@ def from_cache(document: Document, value: dict) -> Result:
 
 def to_record(result: Result, run_info: dict) -> dict:
     """The public, machine-readable form of one result (json, jsonl, --output files)."""
+    from summarize_cli.chunker import sentences
+
+    combined = {} if result.sources is None else {"sources": result.sources}
     return {
+        **combined,
         "source": result.source,
         "final_url": result.document.final_url,
         "summary": result.summary,
@@ -56,6 +70,10 @@ def to_record(result: Result, run_info: dict) -> dict:
         "input_tokens": result.input_tokens,
         "chunks": result.chunks,
         "truncated": result.truncated,
+        "trimmed": result.trimmed,
+        "passthrough": result.passthrough,
+        "sentences": sentences(result.summary),
+        "sections": result.sections,
         "unknown_token_share": result.unknown_share,
         "warnings": result.warnings,
         "seconds": result.seconds,

@@ -32,10 +32,12 @@ class RunReport:
     skips: list[Problem] = field(default_factory=list)
     unreadable: list[Result] = field(default_factory=list)
     warned: dict[str, int] = field(default_factory=dict)  # documents per kind of recurring warning
+    passed_through: int = 0  # documents already shorter than a summary, kept as they are
 
     def result(self, result: Result) -> list[str]:
         """A summary was written: its warnings, each naming the document, until a kind recurs past FEW."""
         self.done += 1
+        self.passed_through += result.passthrough
         if result.unknown_share > UNKNOWN_WARNING_SHARE:
             self.unreadable.append(result)
         lines = []
@@ -87,6 +89,13 @@ class RunReport:
                 f"{self.model_name} cannot read "
                 f"(share of unknown-token text: {names}{more}); their summaries will be poor. For Chinese and "
                 f"other languages use a multilingual model, e.g. {MULTILINGUAL_HINT}."
+            )
+        if self.passed_through == 1:
+            lines.append("1 document was already shorter than a summary and was kept as it is (--force summarises it).")
+        elif self.passed_through:
+            lines.append(
+                f"{self.passed_through} documents were already shorter than a summary and were kept as they are "
+                "(--force summarises them)."
             )
         if self.destination is not None:
             lines.append(f"Wrote {count(self.done, *self.noun)} to {self.destination}.")

@@ -63,19 +63,30 @@ def output_limit(config: dict, input_limit: int) -> int:
     return input_limit
 
 
-def check_bounds(settings: GenerationSettings, overrides: dict, limit: int, model: str) -> None:
-    """A --max-length past what the model can produce is a typo, not a run of hours: refuse it."""
-    if overrides.get("max_length") is not None and settings.max_length > limit:
+def check_bounds(settings: GenerationSettings, overrides: dict, limit: int, model: str) -> GenerationSettings:
+    """A --max-length past what the model can produce is a typo, not a run of hours: refuse it. A preset
+    (--length long) that reaches past it is held to it."""
+    if settings.max_length <= limit:
+        return settings
+    if overrides.get("max_length") is not None:
         raise SettingsError(
             f"--max-length {settings.max_length} is more than {model} can produce ({limit} tokens); "
             f"give at most --max-length {limit}"
         )
+    return replace(settings, max_length=limit, min_length=min(settings.min_length, limit))
 
 
-def resolve(model_dir: Path, overrides: dict) -> GenerationSettings:
-    """Model defaults with every non-None override applied on top, checked as a whole."""
+def resolve(model_dir: Path, overrides: dict, length: str | None = None) -> GenerationSettings:
+    """Model defaults, scaled by a --length preset, with every non-None override applied on top, checked
+    as a whole."""
+    from summarize_cli.specs import LENGTH_PRESETS
+
     known = {f.name for f in fields(GenerationSettings)}
     merged = {k: v for k, v in model_defaults(model_dir).items() if k in known}
+    if length is not None:
+        scale = LENGTH_PRESETS[length]
+        merged["min_length"] = max(1, round(merged["min_length"] * scale))
+        merged["max_length"] = max(merged["min_length"], round(merged["max_length"] * scale))
     merged.update({k: v for k, v in overrides.items() if v is not None and k in known})
     settings = GenerationSettings(**merged)
     if settings.min_length > settings.max_length:

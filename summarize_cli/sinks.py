@@ -34,8 +34,17 @@ class StdoutSink:
     """Writes each result to a stream as it arrives, flushed at once so a reader downstream sees it; text
     gets `==> NAME <==` headers when there are several inputs, as `head` does."""
 
-    def __init__(self, stream: TextIO, fmt: str, run_info: dict, several: bool = False, extract: bool = False):
+    def __init__(
+        self,
+        stream: TextIO,
+        fmt: str,
+        run_info: dict,
+        several: bool = False,
+        extract: bool = False,
+        bullets: bool = False,
+    ):
         self.extract = extract
+        self.bullets = bullets
         self.stream = stream
         self.fmt = fmt
         self.run_info = run_info
@@ -52,11 +61,11 @@ class StdoutSink:
             body = json.dumps(record_of(result, self.run_info, self.extract), ensure_ascii=False, indent=2)
             text = ("[\n" if first else ",\n") + _indent(body)
         elif self.fmt == "markdown":
-            text = ("" if first else "\n") + f"## {result.source}\n\n{_body(result)}\n"
+            text = ("" if first else "\n") + f"## {result.source}\n\n{_body(result, self.bullets)}\n"
         elif self.several:
-            text = ("" if first else "\n") + f"==> {result.source} <==\n{_body(result)}\n"
+            text = ("" if first else "\n") + f"==> {result.source} <==\n{_body(result, self.bullets)}\n"
         else:
-            text = _body(result) + "\n"
+            text = _body(result, self.bullets) + "\n"
         self._put(text)
 
     def _put(self, text: str) -> None:
@@ -87,8 +96,14 @@ class StdoutSink:
         self.close()
 
 
-def _body(result: Result) -> str:
-    """What a text or Markdown output shows: the summary, or an extracted text without its final newlines."""
+def _body(result: Result, bullets: bool = False) -> str:
+    """What a text or Markdown output shows: the summary (as `- ` points with --bullets: its sentences, or
+    a chunked document's section summaries), or an extracted text, without final newlines."""
+    if bullets:
+        from summarize_cli.chunker import sentences
+
+        points = result.sections or sentences(result.summary)
+        return "\n".join(f"- {point}" for point in points)
     return result.summary.rstrip("\n")
 
 
@@ -110,8 +125,9 @@ class DuplicateOutput(OutputError):
 class DirectorySink:
     """Writes one file per result under `out_dir`, mirroring the inputs, each written atomically."""
 
-    def __init__(self, out_dir: Path, fmt: str, run_info: dict, extract: bool = False):
+    def __init__(self, out_dir: Path, fmt: str, run_info: dict, extract: bool = False, bullets: bool = False):
         self.extract = extract
+        self.bullets = bullets
         self.out_dir = out_dir
         self.fmt = fmt
         self.run_info = run_info
@@ -133,9 +149,9 @@ class DirectorySink:
             indent = 2 if self.fmt == "json" else None
             text = json.dumps(record_of(result, self.run_info, self.extract), ensure_ascii=False, indent=indent) + "\n"
         elif self.fmt == "markdown":
-            text = f"## {result.source}\n\n{_body(result)}\n"
+            text = f"## {result.source}\n\n{_body(result, self.bullets)}\n"
         else:
-            text = _body(result) + "\n"
+            text = _body(result, self.bullets) + "\n"
         write_atomic(path, text)
         self.written += 1
 
@@ -232,7 +248,8 @@ class DatasetSink:
         if self.path.suffix.lower() == ".jsonl":
             self._write(lambda: self._handle.write((json.dumps(row, ensure_ascii=False) + "\n").encode()))
         else:
-            for column in ("settings", "warnings"):  # JSON text: one column type in every row, empty or not
+            # JSON text: one column type in every row, empty or not
+            for column in ("settings", "warnings", "sentences", "sections", "sources"):
                 if column in row:
                     row[column] = json.dumps(row[column], ensure_ascii=False)
             row["final_url"] = row["final_url"] or ""  # a string column even where no row came from a URL

@@ -10,6 +10,9 @@ from summarize_cli.errors import SettingsError
 LONG_MODES = ("chunk", "truncate")
 DEFAULT_MAX_INPUT_BYTES = 20_000_000
 MAX_SEED = 2**32 - 1  # what every backend's random generator takes
+# --length: the model's own minimum and maximum summary length, scaled (medium is the model's default)
+LENGTH_PRESETS = {"short": 0.5, "medium": 1.0, "long": 2.0}
+_NOT_SETTINGS = ("long_mode", "length", "force")
 
 
 @dataclass(frozen=True)
@@ -42,6 +45,8 @@ class GenerationSpec:
     seed: int | None = None
     prefix: str | None = None
     long_mode: str = "chunk"
+    length: str | None = None  # a preset: short, medium (the model's own), long
+    force: bool = False  # summarise even a text shorter than its summary would be
 
     def __post_init__(self) -> None:
         checks = {
@@ -62,10 +67,12 @@ class GenerationSpec:
             raise SettingsError(f"--min-length ({self.min_length}) is greater than --max-length ({self.max_length})")
         if self.long_mode not in LONG_MODES:
             raise SettingsError(f"--long must be one of {', '.join(LONG_MODES)}")
+        if self.length is not None and self.length not in LENGTH_PRESETS:
+            raise SettingsError(f"--length must be one of {', '.join(LENGTH_PRESETS)}")
 
     def overrides(self) -> dict:
-        """The options given, by GenerationSettings field name (long_mode is not a generation setting)."""
-        return {f.name: getattr(self, f.name) for f in fields(self) if f.name != "long_mode"}
+        """The generation settings given, by GenerationSettings field name (None: the model's own)."""
+        return {f.name: getattr(self, f.name) for f in fields(self) if f.name not in _NOT_SETTINGS}
 
 
 @dataclass(frozen=True)
@@ -97,6 +104,8 @@ class OutputSpec:
     """Where results go: stdout in a format, one file per input under `output_dir`, or one `output_file`."""
 
     fmt: str = "text"
+    bullets: bool = False  # the summary's sentences (a chunked document's sections) as a list
+    combine: bool = False  # every input into one summary
     output_dir: Path | None = None
     output_file: Path | None = None
     skip_existing: bool = False

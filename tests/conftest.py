@@ -12,6 +12,7 @@ import pytest
 from typer.testing import CliRunner
 
 os.environ["HF_HUB_OFFLINE"] = "1"
+os.environ["SUMMARIZE_CONFIG"] = "/nonexistent/summarize-cli-tests/config.toml"  # no user config in tests
 os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
 
 ROOT = Path(__file__).resolve().parent.parent

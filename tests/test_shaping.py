@@ -1,0 +1,161 @@
+"""Shaping the summary: length presets, trimming to a sentence, bullets, sections, passthrough, --combine,
+and the config file."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from conftest import FAST, run
+
+
+def settings_of(args: list[str], text: str = "The harbour ferry returns on Monday, the council said. " * 40):
+    result = run([*args, "-f", "jsonl", "-q", "--no-cache", "--force"], input=text)
+    assert result.exit_code == 0, result.stderr
+    return json.loads(result.stdout)["settings"]
+
+
+@pytest.mark.parametrize(
+    ("args", "bounds"),
+    [
+        ([], (30, 200)),  # the tiny model's own, as t5-small's: min 30, max 200
+        (["--length", "medium"], (30, 200)),
+        (["--length", "short"], (15, 100)),
+        (["--length", "long"], (60, 400)),
+        (["--length", "short", "--min-length", "5"], (5, 100)),
+        (["--length", "long", "--max-length", "300"], (60, 300)),
+        (["--length", "long", "--max-length", "20"], (20, 20)),  # the minimum follows a lower maximum down
+    ],
+)
+def test_length_presets_and_explicit_bounds(echo_model, args, bounds):
+    settings = settings_of(args)
+    assert (settings["min_length"], settings["max_length"]) == bounds
+
+
+def test_a_summary_cut_at_max_length_is_trimmed_to_its_last_sentence(echo_model):
+    text = "The ferry returns. The council said the night service will run until two in the morning every day."
+    cut = run(["--max-length", "12", "--min-length", "2", "-f", "jsonl", "-q", "--no-cache"], input=text)
+    record = json.loads(cut.stdout)
+    assert record["summary"] == "The ferry returns." and record["trimmed"] is True
+    whole = run(["--max-length", "200", "--min-length", "2", "-f", "jsonl", "-q", "--no-cache"], input=text)
+    record = json.loads(whole.stdout)
+    assert record["trimmed"] is False and record["summary"] == echo_model.summary(text, 200)
+    chinese = "渡轮周一恢复。市议会说夜间航班将每天运行到凌晨两点并且票价保持不变还会增加班次"
+    cut = run(["--max-length", "10", "--min-length", "2", "-f", "jsonl", "-q", "--no-cache"], input=chinese)
+    record = json.loads(cut.stdout)
+    assert record["trimmed"] is True and record["summary"].endswith("。")
+
+
+def test_bullets_in_every_format(echo_model, tmp_path):
+    text = "The ferry returns. The council agreed. Tickets stay the same."
+    args = ["--bullets", "--max-length", "200", "--min-length", "2", "-q", "--no-cache"]
+    points = ["- The ferry returns.", "- The council agreed.", "- Tickets stay the same."]
+    assert run(args, input=text).stdout.splitlines() == points
+    assert run([*args, "-f", "markdown"], input=text).stdout.splitlines() == ["## <stdin>", "", *points]
+    record = json.loads(run([*args, "-f", "jsonl"], input=text).stdout)
+    assert record["summary"] == text and record["sentences"] == [p[2:] for p in points]
+    assert json.loads(run([*args, "-f", "json"], input=text).stdout)[0]["sentences"] == record["sentences"]
+    (tmp_path / "a.txt").write_text(text)
+    assert run([str(tmp_path / "a.txt"), *args, "-o", str(tmp_path / "out")]).exit_code == 0
+    assert (tmp_path / "out" / "a.txt.summary.txt").read_text().splitlines() == points
+
+
+def test_a_chunked_document_has_its_sections_and_bullets_one_per_section(echo_model, samples):
+    long = str(samples / "river-cleanup-long.txt")
+    record = json.loads(run([long, "-f", "jsonl", *FAST]).stdout)
+    assert record["chunks"] >= 2 and len(record["sections"]) == record["chunks"]
+    assert all(section for section in record["sections"])
+    bullets = run([long, "--bullets", *FAST]).stdout.splitlines()
+    assert bullets == [f"- {section}" for section in record["sections"]]
+
+
+def test_short_input_is_passed_through_and_force_summarises_it(echo_model):
+    kept = run(["-f", "jsonl", "-q", "--no-cache"], input="Ferry.")  # the model's minimum is 30 tokens
+    assert kept.exit_code == 0
+    record = json.loads(kept.stdout)
+    assert (record["summary"], record["passthrough"], record["chunks"]) == ("Ferry.", True, 0)
+    assert (
+        kept.stderr == "1 document was already shorter than a summary and was kept as it is (--force summarises it).\n"
+    )
+    forced = json.loads(run(["-f", "jsonl", "-q", "--no-cache", "--force", "--max-length", "3"], input="Ferry.").stdout)
+    assert forced["passthrough"] is False and forced["chunks"] == 1
+    assert forced["summary"] == echo_model.summary("Ferry.", 3)
+
+
+def test_combine_a_folder_with_one_bad_file(echo_model, tmp_path):
+    folder = tmp_path / "news"
+    folder.mkdir()
+    texts = [f"Story {i}: the harbour ferry returns on Monday, the council said." for i in range(3)]
+    for i, text in enumerate(texts):
+        (folder / f"s{i}.txt").write_text(text)
+    (folder / "broken.txt").write_bytes(b"\x00\x01\x02binary\xff" * 20)
+    result = run([str(folder), "--combine", "-f", "jsonl", "--max-length", "200", "--min-length", "2", "-q"])
+    assert result.exit_code == 0, result.stderr  # a binary file is skipped, as without --combine
+    [record] = [json.loads(line) for line in result.stdout.splitlines()]
+    assert record["source"] == "combined"
+    assert record["sources"] == [str(folder / f"s{i}.txt") for i in range(3)]
+    assert record["summary"] == echo_model.summary("\n\n".join(echo_model.summary(t, 200) for t in texts), 200)
+    assert f"Skipped {folder / 'broken.txt'}" in result.stderr
+    missing = run([str(folder), str(tmp_path / "missing.txt"), "--combine", "-q", *FAST[:4]])
+    assert missing.exit_code == 1 and missing.stdout.strip()  # made from the rest, the failure reported
+    assert f"Failed {tmp_path / 'missing.txt'}: no such file or directory" in missing.stderr
+
+
+def test_combine_refuses_an_output_folder(tmp_path):
+    result = run([str(tmp_path), "--combine", "-o", str(tmp_path / "out")])
+    assert result.exit_code == 2
+    assert "Error: Invalid value for --combine: makes one summary: redirect stdout" in result.stderr
+
+
+# --- the config file ---------------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def config(tmp_path, monkeypatch):
+    path = tmp_path / "config.toml"
+    monkeypatch.setenv("SUMMARIZE_CONFIG", str(path))
+    return path
+
+
+def test_config_precedence_command_line_then_environment_then_file_then_model(echo_model, config, monkeypatch):
+    config.write_text('num-beams = 2\nlength = "short"\nmodel = "from-the-file"\n[eval]\nlead3 = false\n')
+    settings = settings_of([])
+    assert (settings["num_beams"], settings["min_length"], settings["max_length"]) == (2, 15, 100)
+    assert settings_of(["--num-beams", "3"])["num_beams"] == 3  # the command line wins
+    # SUMMARIZE_MODEL (set by echo_model) beats the file's model; without it the file's is used
+    shown = run(["config"])
+    assert shown.exit_code == 0
+    assert "num-beams = 2  # config file" in shown.stdout
+    assert 'model = "echo"  # env SUMMARIZE_MODEL' in shown.stdout
+    assert "lead3 = false  # config file" in shown.stdout.split("[eval]")[1]
+    assert "# temperature: the model's own" in shown.stdout
+    monkeypatch.delenv("SUMMARIZE_MODEL")
+    assert 'model = "from-the-file"  # config file' in run(["config"]).stdout
+
+
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [
+        ("nmu-beams = 2\n", "unknown key 'nmu-beams' (known keys: backend, batch-size,"),
+        ('num-beams = "two"\n', "'num-beams' takes a whole number, not str 'two'"),
+        ("num-beams = 2.5\n", "'num-beams' takes a whole number, not float 2.5"),
+        ("num-beams = 0\n", "--num-beams must be at least 1 (got 0)"),
+        ('length = "tiny"\n', "'length': 'tiny' is not one of 'short', 'medium', 'long'."),
+        ('include = "*.txt"\n', "'include' takes a list, e.g. include = [\"...\"]"),
+        ("[eval]\nnum-bems = 1\n", "unknown key 'num-bems'"),
+        ("num-beams = \n", "is not valid TOML"),
+    ],
+)
+def test_each_config_error_names_the_file_and_the_key(config, content, message):
+    config.write_text(content)
+    result = run(["x.txt"])
+    assert result.exit_code == 2
+    assert result.stderr.startswith(f"Error: the config file {config}") and message in result.stderr
+
+
+def test_a_missing_config_is_fine_and_an_unreadable_one_is_an_error(echo_model, config):
+    assert settings_of([])["num_beams"] == 4  # no file: the model's own
+    config.mkdir()
+    result = run(["x.txt"])
+    assert result.exit_code == 1
+    assert result.stderr == f"Error: cannot read the config file {config}: Is a directory\n"
