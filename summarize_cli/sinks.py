@@ -69,9 +69,11 @@ class StdoutSink:
         self._put(text)
 
     def _put(self, text: str) -> None:
+        """Write and flush one whole record: a signal waits for it, so no reader ever sees half a line."""
         try:
-            self.stream.write(text)
-            self.stream.flush()
+            with signals_deferred():
+                self.stream.write(text)
+                self.stream.flush()
         except BrokenPipeError:
             raise
         except OSError as exc:  # a full device (`> /dev/full`), a vanished mount
@@ -246,7 +248,9 @@ class DatasetSink:
     def write(self, result: Result) -> None:
         row = record_of(result, self.run_info, self.extract)
         if self.path.suffix.lower() == ".jsonl":
-            self._write(lambda: self._handle.write((json.dumps(row, ensure_ascii=False) + "\n").encode()))
+            line = (json.dumps(row, ensure_ascii=False) + "\n").encode()
+            with signals_deferred():
+                self._write(lambda: self._handle.write(line))
         else:
             # JSON text: one column type in every row, empty or not
             for column in ("settings", "warnings", "sentences", "sections", "sources"):

@@ -406,7 +406,7 @@ def read_jsonl(
         if not isinstance(record, dict) or not (
             isinstance(record.get(text_field), str) or (isinstance(url, str) and is_url(url))
         ):
-            yield Problem(line_name, f'no "{text_field}" string field (nor a "url")')
+            yield Problem(line_name, f'no "{text_field}" string field')
             continue
         key = record.get(id_field)
         source = line_name if key is None else str(key)

@@ -80,7 +80,14 @@ class Echo:
         self.tokenizer = tokenizer
 
     def summary(self, text: str, max_length: int = 12) -> str:
-        return self.tokenizer.decode(list(self.tokenizer.encode(text).ids[:max_length]))
+        """As the product makes it: a summary that stopped at max_length is cut back to its last sentence."""
+        from summarize_cli.chunker import trim_to_sentence
+
+        ids = list(self.tokenizer.encode(text).ids[:max_length])
+        summary = self.tokenizer.decode(ids)
+        if len(ids) >= max_length - 1:
+            summary = trim_to_sentence(summary) or summary
+        return summary
 
     def summary_of(self, path: Path, max_length: int = 12) -> str:
         """The summary of a file, read as the CLI reads it (Markdown, HTML, ... become prose first)."""

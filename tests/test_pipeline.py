@@ -21,7 +21,7 @@ def tokenizer(tiny_tokenizer) -> TextTokenizer:
 
 
 def make(tokenizer, keep=4, batch_size=3, long_mode="chunk", prefix="summarize: ", window=None):
-    settings = GenerationSettings(prefix=prefix)
+    settings = GenerationSettings(prefix=prefix, min_length=1)  # no text is too short to summarise here
     prefix_len = len(tokenizer.encode(prefix).ids)
     backend = EchoBackend(prefix_len, keep)
     return Summarizer(backend, tokenizer, settings, batch_size, long_mode, window), backend
