@@ -5,7 +5,6 @@ from __future__ import annotations
 import contextlib
 import os
 import re
-import signal
 import sys
 from dataclasses import fields
 from enum import Enum
@@ -14,12 +13,12 @@ from typing import Annotated
 
 import typer
 
-from summarize_cli import __version__
+from summarize_cli import __version__, signals
 from summarize_cli import cli_options as opt
 from summarize_cli.cli_common import DefaultCommand, DefaultGroup, handle_errors, say, show_progress
 from summarize_cli.cli_eval import evaluate
 from summarize_cli.cli_options import IO, RAY
-from summarize_cli.errors import SummarizeError, Terminated
+from summarize_cli.errors import SummarizeError
 from summarize_cli.specs import GenerationSpec
 
 CONTEXT = {"help_option_names": ["-h", "--help"]}
@@ -510,13 +509,9 @@ def _without_existing(items, writing) -> tuple[list, int]:
     return kept, len(items) - len(kept)
 
 
-def _on_sigterm(signum, frame):
-    raise Terminated()
-
-
 def main() -> None:
     """Console-script entry point: SIGTERM stops a run the way Ctrl-C does."""
-    signal.signal(signal.SIGTERM, _on_sigterm)
+    signals.install()
     try:
         app(prog_name="summarize", args=ray_address_argument(sys.argv[1:]))
         code = 0

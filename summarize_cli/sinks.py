@@ -13,6 +13,7 @@ from typing import TextIO
 from summarize_cli.documents import Result
 from summarize_cli.errors import OutputError
 from summarize_cli.records import to_record
+from summarize_cli.signals import deferred
 
 EXTENSIONS = {
     "text": ".summary.txt",
@@ -71,7 +72,7 @@ class StdoutSink:
     def _put(self, text: str) -> None:
         """Write and flush one whole record: a signal waits for it, so no reader ever sees half a line."""
         try:
-            with signals_deferred():
+            with deferred():
                 self.stream.write(text)
                 self.stream.flush()
         except BrokenPipeError:
@@ -193,7 +194,7 @@ def _umask() -> int:
 def write_atomic(path: Path, text: str) -> None:
     """Write to a temporary file beside `path`, then rename it into place. Ctrl-C and SIGTERM wait for the
     few milliseconds this takes, so neither can leave a temporary file behind."""
-    with signals_deferred():
+    with deferred():
         fd, tmp = _temporary_beside(path)
         try:
             with os.fdopen(fd, "w", encoding="utf-8") as handle:
@@ -207,23 +208,6 @@ def write_atomic(path: Path, text: str) -> None:
             if isinstance(exc, OSError):
                 raise OutputError(f"cannot write {path}: {exc.strerror or exc}") from None
             raise
-
-
-@contextlib.contextmanager
-def signals_deferred():
-    """Hold SIGINT and SIGTERM until the block ends (in the main thread; elsewhere signals never arrive)."""
-    import signal
-    import threading
-
-    if threading.current_thread() is not threading.main_thread() or not hasattr(signal, "pthread_sigmask"):
-        yield
-        return
-    held = {signal.SIGINT, signal.SIGTERM}
-    previous = signal.pthread_sigmask(signal.SIG_BLOCK, held)
-    try:
-        yield
-    finally:
-        signal.pthread_sigmask(signal.SIG_SETMASK, previous)
 
 
 class DatasetSink:
@@ -249,7 +233,7 @@ class DatasetSink:
         row = record_of(result, self.run_info, self.extract)
         if self.path.suffix.lower() == ".jsonl":
             line = (json.dumps(row, ensure_ascii=False) + "\n").encode()
-            with signals_deferred():
+            with deferred():
                 self._write(lambda: self._handle.write(line))
         else:
             # JSON text: one column type in every row, empty or not
