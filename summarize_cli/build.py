@@ -62,7 +62,86 @@ class ReadyRun:
             self.cache.close()
 
 
-def build_run(spec: RunSpec, on_status: Callable[[str], None] = lambda message: None) -> ReadyRun:
+class RoutedRun:
+    """Documents to the model for their language (`--model-for zh=MODEL`), every other one to the default.
+
+    Each routed model is built (with the same builder) when its first document arrives. Documents are
+    taken a window at a time, split by model, batched by each model's summarizer, and put back in input
+    order; a paused feed (IDLE) runs what has arrived.
+    """
+
+    def __init__(self, spec: RunSpec, default: ReadyRun):
+        self.spec = spec
+        self.default = default
+        self.routes = dict(spec.routes)
+        self.runs: dict[str, ReadyRun] = {}
+        self._late: list[str] = []
+        self.window = max(4 * default.batch_size, 16)
+
+    def __getattr__(self, name):  # warnings, run_info, batch_size, model_name, describe: the default's
+        return getattr(self.default, name)
+
+    def run_for(self, document: Document) -> ReadyRun:
+        model = self.routes.get(document.language) if document.routable else None
+        if model is None:
+            return self.default
+        if model not in self.runs:
+            run = build_run(self.spec.for_model(model))
+            self._late.extend(f"{model}: {w}" for w in run.warnings)
+            self.runs[model] = run
+        return self.runs[model]
+
+    def summarize(self, items: Iterable[Document | Problem]) -> Iterator[Result | Problem]:
+        from summarize_cli.documents import IDLE
+
+        window: list = []
+        documents = 0
+        for item in items:
+            if item is IDLE:
+                yield from self._run_window(window)
+                window, documents = [], 0
+                continue
+            window.append(item)
+            documents += isinstance(item, Document)
+            if documents >= self.window:
+                yield from self._run_window(window)
+                window, documents = [], 0
+        yield from self._run_window(window)
+
+    def _run_window(self, window: list) -> Iterator[Result | Problem]:
+        if not window:
+            return
+        out: list = list(window)  # problems stay where they are; each document's result takes its place
+        groups: dict[int, tuple[ReadyRun, list[int]]] = {}
+        for index, item in enumerate(window):
+            if isinstance(item, Document):
+                run = self.run_for(item)
+                groups.setdefault(id(run), (run, []))[1].append(index)
+        for run, indexes in groups.values():
+            for index, result in zip(indexes, run.summarize([window[i] for i in indexes]), strict=True):
+                if isinstance(result, Result) and result.run_info is None:
+                    result.run_info = run.run_info  # the record names the model that made it
+                out[index] = result
+        yield from out
+
+    def late_warnings(self) -> list[str]:
+        said, self._late = self._late, []
+        for run in (self.default, *self.runs.values()):
+            said.extend(run.late_warnings())
+        return said
+
+    def close(self) -> None:
+        for run in (self.default, *self.runs.values()):
+            run.close()
+
+
+def build_run(spec: RunSpec, on_status: Callable[[str], None] = lambda message: None):
+    """A ReadyRun for the spec's model, or with routes a RoutedRun whose default it is."""
+    run = _build_one(spec, on_status)
+    return RoutedRun(spec, run) if spec.routes else run
+
+
+def _build_one(spec: RunSpec, on_status: Callable[[str], None]) -> ReadyRun:
     """Load the model, resolve its settings against the user's, open the cache, and make the summarizer."""
     from summarize_cli.engine import load_engine
     from summarize_cli.settings import check_bounds, output_limit, resolve

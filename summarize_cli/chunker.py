@@ -8,26 +8,39 @@ import re
 
 from summarize_cli.tokenizer import Encoded
 
-# A sentence ends after . ! ? ; … (followed by space) or after Chinese/Japanese full-width punctuation,
-# with closing quotes and brackets kept on the sentence they close; line breaks end sentences too.
-_SENTENCE_END = re.compile(r"""(?:[.!?;…]+["'”’)\]]*(?=\s)|[。！？；…]+[”’」』）】]*|\n\s*)""")
+_CJK = re.compile(r"[\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uac00-\ud7af\uf900-\ufaff]")
+_LINE_BREAK = re.compile(r"\n\s*")
 
 
-def sentence_starts(text: str) -> list[int]:
-    """Character positions where a new sentence begins (0 excluded)."""
+def sentence_starts(text: str, language: str | None = None) -> list[int]:
+    """Character positions where a new sentence begins (0 excluded), found by sentencex, a maintained
+    segmenter that knows abbreviations ("Dr.", "U.S.", "e.g."), decimals, quotes and CJK punctuation, in
+    `language` (ISO 639-1; by default Chinese when the text has CJK characters, else English). Line
+    breaks end sentences too."""
+    import sentencex
+
+    language = language or ("zh" if _CJK.search(text) else "en")
     starts: set[int] = set()
-    for match in _SENTENCE_END.finditer(text):
-        end = match.end()
-        while end < len(text) and text[end].isspace():
-            end += 1
-        if 0 < end < len(text):
-            starts.add(end)
+    position = 0
+    for segment in sentencex.segment(language, text):
+        piece = segment.strip()
+        if not piece:
+            continue
+        found = text.find(piece, position)
+        if found < 0:
+            continue
+        if found > 0:
+            starts.add(found)
+        position = found + len(piece)
+    for match in _LINE_BREAK.finditer(text):
+        if 0 < match.end() < len(text):
+            starts.add(match.end())
     return sorted(starts)
 
 
-def sentences(text: str) -> list[str]:
+def sentences(text: str, language: str | None = None) -> list[str]:
     """The text's sentences, in order, without surrounding space."""
-    cuts = [0, *sentence_starts(text), len(text)]
+    cuts = [0, *sentence_starts(text, language), len(text)]
     return [text[a:b].strip() for a, b in zip(cuts, cuts[1:], strict=False) if text[a:b].strip()]
 
 
@@ -45,7 +58,7 @@ def trim_to_sentence(text: str) -> str | None:
     return text[: ends[-1]].rstrip()
 
 
-def split_tokens(encoded: Encoded, text: str, budget: int) -> list[tuple[int, int]]:
+def split_tokens(encoded: Encoded, text: str, budget: int, language: str | None = None) -> list[tuple[int, int]]:
     """Token ranges [start, end) of at most `budget` tokens, cut at sentence starts where one fits.
 
     Chunks are balanced: a document of 1.2 budgets gives two chunks of about 0.6, not 1.0 and 0.2.
@@ -57,7 +70,7 @@ def split_tokens(encoded: Encoded, text: str, budget: int) -> list[tuple[int, in
     if total <= budget:
         return [(0, total)]
     token_starts = encoded.starts
-    boundaries = sorted({bisect.bisect_left(token_starts, c) for c in sentence_starts(text)} - {0, total})
+    boundaries = sorted({bisect.bisect_left(token_starts, c) for c in sentence_starts(text, language)} - {0, total})
     ranges = []
     start = 0
     while total - start > budget:

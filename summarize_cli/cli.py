@@ -77,6 +77,8 @@ def summarize(
         ),
     ] = None,
     model: opt.Model = "t5-small",
+    model_for: opt.ModelFor = None,
+    language: opt.Language = None,
     backend: opt.Backend = opt.BackendName.auto,
     device: opt.Device = "auto",
     dtype: opt.DtypeOpt = opt.Dtype.auto,
@@ -265,6 +267,7 @@ def summarize(
             force=force,
         ),
         use_cache=not no_cache,
+        routes=opt.routes(model_for),
     )
     if clear_cache:
         if inputs:
@@ -313,6 +316,7 @@ def summarize(
         text_column=text_column,
         id_column=id_column,
         timeout=timeout,
+        language=opt.language(language),
     )
     if combine and output_dir is not None:
         raise typer.BadParameter(

@@ -175,7 +175,12 @@ class DefaultGroup(TyperGroup):
         eval_table = data.get("eval", {})
         if not isinstance(eval_table, dict):
             raise SettingsError(f"the config file {path}: 'eval' must be a table ([eval])")
-        top = {k: v for k, v in data.items() if k != "eval"}
+        models = data.get("models", {})
+        if not isinstance(models, dict) or not all(isinstance(v, str) for v in models.values()):
+            raise SettingsError(f'the config file {path}: [models] maps languages to models: zh = "MODEL"')
+        top = {k: v for k, v in data.items() if k not in ("eval", "models")}
+        if models and "model-for" not in top:
+            top["model-for"] = [f"{language}={model}" for language, model in models.items()]
         options = {name: long_options(command) for name, command in self.commands.items()}
         option_defaults(path, top, {k: v for opts in options.values() for k, v in opts.items()})  # all known
         maps = {}

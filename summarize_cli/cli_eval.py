@@ -93,6 +93,8 @@ def evaluate(
         ),
     ] = None,
     model: opt.Model = "t5-small",
+    model_for: opt.ModelFor = None,
+    language: opt.Language = None,
     backend: opt.Backend = opt.BackendName.auto,
     device: opt.Device = "auto",
     dtype: opt.DtypeOpt = opt.Dtype.auto,
@@ -146,6 +148,7 @@ def evaluate(
                 long=long,
             ),
             use_cache=False,  # eval measures the model's speed: cached summaries would flatter it
+            routes=opt.routes(model_for),
         )
     )
     systems = [base] + [_compare_system(spec, base) for spec in compare or []]
@@ -159,11 +162,19 @@ def evaluate(
             raise typer.BadParameter("a JSONL file holds its own references", param_hint="REFERENCES")
         examples = ev.load_jsonl(data, text_field, reference_field, id_field)
     examples = examples[:limit] if limit else examples
+    from summarize_cli.language import Detector
+
+    declared = opt.language(language)
+    routable = {}
+    for example in examples:  # for routing and for the per-language rows
+        found = None if declared else Detector.detect(example.text)
+        example.language = declared or found.language
+        routable[example.id] = declared is not None or found.routable
 
     reports = []
     show = show_progress(quiet)
     for system in systems:
-        predictions, seconds, name = _run_model(system, examples, show)
+        predictions, seconds, name = _run_model(system, examples, show, routable)
         reports.append(ev.score_system(name, examples, predictions, seconds, rouge))
     if lead3:
         reports.append(ev.score_system("Lead-3", examples, [ev.lead(e.text) for e in examples], None, rouge))
@@ -208,7 +219,7 @@ def _compare_system(spec: str, base: System) -> System:
     return System(run, label=spec)
 
 
-def _run_model(system: System, examples, show: bool) -> tuple[list[str], float, str]:
+def _run_model(system: System, examples, show: bool, routable: dict) -> tuple[list[str], float, str]:
     """Summarise every example with one system; returns predictions, generation seconds and a label."""
     from summarize_cli.build import build_run
     from summarize_cli.documents import Document, Problem
@@ -219,7 +230,7 @@ def _run_model(system: System, examples, show: bool) -> tuple[list[str], float, 
     try:
         say([f"Warning: {w}" for w in ready.warnings])
         label = system.label or (Path(model).name if Path(model).is_dir() else model)
-        documents = [Document(e.id, e.text) for e in examples]
+        documents = [Document(e.id, e.text, language=e.language, routable=routable[e.id]) for e in examples]
         predictions = []
         started = time.perf_counter()
         with progress_bar(show) as progress:
@@ -266,4 +277,12 @@ def _print_table(reports, counts: dict[str, int]) -> None:
             f"{r.mean_length:.1f}",
             rate,
         )
+        if len(r.by_language) > 1:  # a mixed set: each language's own row under the system's
+            for language, means in r.by_language.items():
+                table.add_row(
+                    escape(f"  {language} ({count(int(means['documents']), 'document')})"),
+                    *(f"{means[t]:.2f}" for t in ("rouge1", "rouge2", "rougeL", "rougeLsum")),
+                    f"{means['mean_length']:.1f}",
+                    "",
+                )
     Console(highlight=False, width=None if sys.stdout.isatty() else 120).print(table)

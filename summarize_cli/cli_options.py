@@ -54,6 +54,25 @@ Model = Annotated[
         "-m", "--model", envvar="SUMMARIZE_MODEL", help="Hugging Face id or local model folder.", rich_help_panel=MODEL
     ),
 ]
+ModelFor = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--model-for",
+        help="LANG=MODEL: documents detected as LANG (ISO 639-1, e.g. zh) go to MODEL; the rest to --model "
+        "(repeatable; also a [models] table in the config file).",
+        metavar="LANG=MODEL",
+        rich_help_panel=MODEL,
+    ),
+]
+Language = Annotated[
+    str | None,
+    typer.Option(
+        "--language",
+        help="Every input's language (ISO 639-1), instead of detecting it per document.",
+        metavar="LANG",
+        rich_help_panel=MODEL,
+    ),
+]
 Backend = Annotated[BackendName, typer.Option(help="Inference backend.", rich_help_panel=MODEL)]
 Device = Annotated[
     str, typer.Option(help="auto, cpu, cuda, cuda:N or mps (auto: CUDA, then MPS, then CPU).", rich_help_panel=MODEL)
@@ -190,3 +209,26 @@ def generation_spec(
         length=None if length is None else length.value,
         force=force,
     )
+
+
+def routes(model_for: list[str] | None) -> tuple[tuple[str, str], ...]:
+    """--model-for LANG=MODEL values as (language, model) pairs, checked."""
+    pairs = []
+    for value in model_for or []:
+        language, _, model = value.partition("=")
+        language, model = language.strip().lower(), model.strip()
+        if not language or not model or not language.isalpha() or len(language) > 3:
+            raise typer.BadParameter(
+                f"{value!r}: give LANG=MODEL, e.g. zh=csebuetnlp/mT5_multilingual_XLSum", param_hint="--model-for"
+            )
+        pairs.append((language, model))
+    return tuple(pairs)
+
+
+def language(value: str | None) -> str | None:
+    if value is None:
+        return None
+    code = value.strip().lower()
+    if not code.isalpha() or not 2 <= len(code) <= 3:
+        raise typer.BadParameter(f"{value!r}: give an ISO 639-1 code such as en or zh", param_hint="--language")
+    return code

@@ -11,6 +11,7 @@ from summarize_cli import worker
 from summarize_cli.cli_common import out_of_the_way, progress_bar, say, status
 from summarize_cli.documents import IDLE, Document, Problem, Result
 from summarize_cli.errors import EXIT_SIGINT, EXIT_SIGPIPE, EXIT_SIGTERM, Terminated
+from summarize_cli.language import detect_languages
 from summarize_cli.report import RunReport
 from summarize_cli.sources import InputFile, is_dataset, read_inputs
 from summarize_cli.specs import InputSpec, OutputSpec, RaySpec, RunSpec
@@ -75,7 +76,7 @@ def summarize_all(
             documents = read_inputs(items, _stdin(), inputs)
             if output.skip_existing and output.output_dir is not None:
                 documents = _without_existing(documents, output, report)
-            results = runner.summarize(documents)
+            results = runner.summarize(detect_languages(documents, inputs.language))
             if output.combine:
                 results = combined(results, runner, report)
             results = worker.iterate(results)

@@ -16,6 +16,9 @@ class Document:
     path: Path | None = None
     warnings: list[str] = field(default_factory=list)  # what reading it said (a parser's complaints)
     final_url: str | None = None  # a URL's address after redirects
+    language: str | None = None  # ISO 639-1, detected (or declared with --language)
+    language_confidence: float | None = None
+    routable: bool = False  # the language is sure enough to choose a model by
 
 
 @dataclass

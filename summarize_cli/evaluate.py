@@ -26,6 +26,7 @@ class Example:
     id: str
     text: str
     reference: str
+    language: str | None = None  # detected (or declared), for the per-language breakdown
 
 
 @dataclass
@@ -38,6 +39,7 @@ class SystemReport:
     per_document: list[dict] = field(default_factory=list)
     means: dict[str, float] = field(default_factory=dict)
     mean_length: float = 0.0
+    by_language: dict[str, dict[str, float]] = field(default_factory=dict)  # means per language
 
     @property
     def docs_per_second(self) -> float | None:
@@ -159,6 +161,7 @@ def score_system(
             {
                 "system": name,
                 "id": example.id,
+                "language": example.language,
                 **scores,
                 "length": rouge.length(prediction, example.reference),
                 "tokenization": rouge.tokenization(example.reference),
@@ -168,6 +171,13 @@ def score_system(
     count = len(report.per_document)
     report.means = {t: round(sum(d[t] for d in report.per_document) / count, 2) for t in ROUGE_TYPES}
     report.mean_length = round(sum(d["length"] for d in report.per_document) / count, 1)
+    for language in sorted({d["language"] for d in report.per_document if d["language"]}):
+        rows = [d for d in report.per_document if d["language"] == language]
+        report.by_language[language] = {
+            **{t: round(sum(d[t] for d in rows) / len(rows), 2) for t in ROUGE_TYPES},
+            "documents": len(rows),
+            "mean_length": round(sum(d["length"] for d in rows) / len(rows), 1),
+        }
     return report
 
 
@@ -189,6 +199,7 @@ def report_json(reports: list[SystemReport], counts: dict[str, int]) -> dict:
                 **r.means,
                 "mean_length": r.mean_length,
                 "docs_per_second": None if r.docs_per_second is None else round(r.docs_per_second, 3),
+                "by_language": r.by_language,
             }
             for r in reports
         ],

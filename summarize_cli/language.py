@@ -167,3 +167,22 @@ def _save(folder, arrays) -> None:
             os.replace(work, folder)
         finally:
             shutil.rmtree(work, ignore_errors=True)
+
+
+def detect_languages(items, declared: str | None = None):
+    """Each document with its language set: `declared` (--language) for all, else detected. Anything that
+    is not a document passes on untouched."""
+    from summarize_cli.documents import Document
+
+    for item in items:
+        if isinstance(item, Document) and item.language is None:
+            if declared is not None:
+                item.language, item.language_confidence, item.routable = declared, 1.0, True
+            else:
+                found = Detector.detect(item.text)
+                item.language, item.language_confidence, item.routable = (
+                    found.language,
+                    found.confidence,
+                    found.routable,
+                )
+        yield item

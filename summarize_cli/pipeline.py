@@ -158,7 +158,7 @@ class Summarizer:
             work.warnings.append(f"truncated from {len(encoded.ids)} to {self.budget} tokens (--long truncate)")
             work.start_round([encoded.ids[: self.budget]])
         else:
-            ranges = split_tokens(encoded, document.text, self.budget)
+            ranges = split_tokens(encoded, document.text, self.budget, document.language)
             work.chunks = len(ranges)
             work.start_round([encoded.ids[a:b] for a, b in ranges])
         return work
@@ -181,7 +181,7 @@ class Summarizer:
         if len(encoded.ids) <= self.budget:
             work.start_round([encoded.ids])
             return
-        ranges = split_tokens(encoded, joined, self.budget)
+        ranges = split_tokens(encoded, joined, self.budget, work.document.language)
         if len(ranges) >= len(work.pieces):  # the summaries are not getting shorter: stop reducing
             work.truncated = True
             work.warnings.append(

@@ -69,7 +69,7 @@ class SummarizeWorker:
     def summarize(self, items: list[Document | Problem]) -> tuple[list[dict], list[str]]:
         rows = []
         for item in self.run.summarize(items):
-            if isinstance(item, Result):
+            if isinstance(item, Result) and item.run_info is None:
                 item.run_info = self.run.run_info
             rows.append(to_row(item))
         return rows, self.run.late_warnings()
@@ -85,10 +85,13 @@ class RayRunner:
     def __init__(self, spec: RunSpec, ray_spec: RaySpec):
         self.ray = require_ray()
         self.threads = spec.model.threads or 1  # per actor: one actor per core is the default layout
-        self.use_cache = spec.use_cache
         self.generation = spec.generation
-        # the driver keeps the result cache (below), so SQLite never sits on a cluster's shared storage
-        self.spec = replace(spec, model=replace(spec.model, threads=self.threads), use_cache=False)
+        # the driver keeps the result cache (below), so SQLite never sits on a cluster's shared storage;
+        # with routes, each actor's models are its own, so each keeps its cache (in its node's cache folder)
+        self.driver_caches = spec.use_cache and not spec.routes
+        self.spec = replace(
+            spec, model=replace(spec.model, threads=self.threads), use_cache=spec.use_cache and bool(spec.routes)
+        )
         self.cache = self.stage = None
         self.ray_spec = ray_spec
         self.gpu = spec.model.device.startswith("cuda")
@@ -142,7 +145,7 @@ class RayRunner:
             f"{self.ray.cluster_resources()}"
         ]
         self.model_name, self.batch_size, self.run_info = first["model_name"], first["batch_size"], first["run_info"]
-        if self.use_cache:
+        if self.driver_caches:
             from summarize_cli.build import open_cache
 
             self.cache, self.stage = open_cache(self.run_info, self.generation)

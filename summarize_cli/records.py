@@ -34,6 +34,8 @@ def to_row(item: Result | Problem) -> dict:
         "source": document.source,
         "relpath": None if document.relpath is None else str(document.relpath),
         "final_url": document.final_url,
+        "language": document.language,
+        "language_confidence": document.language_confidence,
         **{name: getattr(item, name) for name in RESULT_FIELDS},
     }
 
@@ -43,7 +45,14 @@ def from_row(row: dict) -> Result | Problem:
     if "reason" in row:
         return Problem(row["source"], row["reason"], skipped=row["skipped"])
     relpath = row.get("relpath")
-    document = Document(row["source"], "", None if relpath is None else Path(relpath), final_url=row.get("final_url"))
+    document = Document(
+        row["source"],
+        "",
+        None if relpath is None else Path(relpath),
+        final_url=row.get("final_url"),
+        language=row.get("language"),
+        language_confidence=row.get("language_confidence"),
+    )
     return Result(document=document, **{name: row[name] for name in RESULT_FIELDS if name in row})
 
 
@@ -65,6 +74,8 @@ def to_record(result: Result, run_info: dict) -> dict:
         **combined,
         "source": result.source,
         "final_url": result.document.final_url,
+        "language": result.document.language,
+        "language_confidence": result.document.language_confidence,
         "summary": result.summary,
         **(result.run_info or run_info),
         "input_tokens": result.input_tokens,

@@ -14,7 +14,7 @@ RECURRING = (
     ("truncated from ", "were truncated to the model's input limit (--long truncate)"),
     ("chunk summaries did not shrink", "had chunk summaries too long to reduce, so their final pass was truncated"),
 )
-MULTILINGUAL_HINT = "-m csebuetnlp/mT5_multilingual_XLSum"
+MULTILINGUAL_MODEL = "csebuetnlp/mT5_multilingual_XLSum"
 
 
 @dataclass
@@ -84,11 +84,13 @@ class RunReport:
         if self.unreadable:
             names = ", ".join(f"{r.source} ({r.unknown_share:.0%})" for r in self.unreadable[:5])
             more = f" and {len(self.unreadable) - 5} more" if len(self.unreadable) > 5 else ""
+            languages = sorted({r.document.language for r in self.unreadable if r.document.language})
+            advice = " ".join(f"--model-for {language}={MULTILINGUAL_MODEL}" for language in languages)
             lines.append(
                 f"Warning: {count(len(self.unreadable), 'document is', 'documents are')} mostly text that "
                 f"{self.model_name} cannot read "
-                f"(share of unknown-token text: {names}{more}); their summaries will be poor. For Chinese and "
-                f"other languages use a multilingual model, e.g. {MULTILINGUAL_HINT}."
+                f"(share of unknown-token text: {names}{more}); their summaries will be poor. Send them to a "
+                f"model that reads their language: {advice or '-m ' + MULTILINGUAL_MODEL}."
             )
         if self.passed_through == 1:
             lines.append("1 document was already shorter than a summary and was kept as it is (--force summarises it).")

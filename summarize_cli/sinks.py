@@ -241,6 +241,10 @@ class DatasetSink:
                 if column in row:
                     row[column] = json.dumps(row[column], ensure_ascii=False)
             row["final_url"] = row["final_url"] or ""  # a string column even where no row came from a URL
+            if "language" in row:  # the same types in every row group, whatever its first rows hold
+                row["language"] = row["language"] or ""
+                confidence = row["language_confidence"]
+                row["language_confidence"] = float("nan") if confidence is None else float(confidence)
             self._rows.append(row)
             if len(self._rows) >= self._rows_per_group:
                 self._flush_parquet()

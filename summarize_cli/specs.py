@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, fields, replace
 from pathlib import Path
 
 from summarize_cli.errors import SettingsError
@@ -82,6 +82,11 @@ class RunSpec:
     model: ModelSpec = ModelSpec()
     generation: GenerationSpec = GenerationSpec()
     use_cache: bool = True
+    routes: tuple[tuple[str, str], ...] = ()  # (language, model): documents in that language go to that model
+
+    def for_model(self, model: str) -> RunSpec:
+        """The same run with another model: what a route is built from."""
+        return replace(self, model=replace(self.model, model=model), routes=())
 
 
 @dataclass(frozen=True)
@@ -97,6 +102,7 @@ class InputSpec:
     text_column: str = "text"
     id_column: str = "id"
     timeout: float = 30.0  # seconds to connect to, and to wait on, a URL
+    language: str | None = None  # every input's language, declared (else detected per document)
 
 
 @dataclass(frozen=True)

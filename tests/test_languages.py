@@ -1,0 +1,135 @@
+"""Every document to a model that speaks its language: detection, routing (local, Ray, eval) and
+sentence splitting in many languages."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from conftest import SAMPLES, build_tiny_t5, run
+
+QUICK = ["--max-length", "10", "--min-length", "2", "--num-beams", "2", "-q", "--no-cache"]
+CHINESE = [
+    "城市绿地在周末开放，市民可以在公园里散步、跑步和野餐。",
+    "社区图书馆延长了开放时间，孩子们放学后可以来这里读书。",
+    "渡轮周一恢复运行，市议会说夜间航班将每天运行到凌晨两点。",
+    "新的公交线路连接了大学和火车站，早晚高峰每十分钟一班。",
+]
+
+
+@pytest.fixture(scope="session")
+def chinese_model(tmp_path_factory):
+    """A second tiny T5 whose tokenizer is trained on Chinese text only."""
+    texts = [
+        p.read_text(encoding="utf-8") for p in sorted(SAMPLES.iterdir()) if p.suffix == ".txt" and p.name[0] >= "\u4e00"
+    ]
+    return build_tiny_t5(tmp_path_factory.mktemp("models") / "tiny-zh", texts + CHINESE * 20, vocab_size=400)
+
+
+@pytest.fixture
+def mixed(tmp_path, samples):
+    folder = tmp_path / "mixed"
+    folder.mkdir()
+    (folder / "a-en.txt").write_text((samples / "harbour-ferry.txt").read_text(encoding="utf-8"), encoding="utf-8")
+    (folder / "b-zh.txt").write_text((samples / "城市绿地.txt").read_text(encoding="utf-8"), encoding="utf-8")
+    (folder / "c-short.txt").write_text("Ok.", encoding="utf-8")
+    (folder / "d-en.txt").write_text((samples / "solar-school.txt").read_text(encoding="utf-8"), encoding="utf-8")
+    return folder
+
+
+def test_a_mixed_folder_is_routed_by_language_in_input_order(env_model, chinese_model, mixed):
+    result = run([str(mixed), "--model-for", f"zh={chinese_model}", "-f", "jsonl", *QUICK])
+    assert result.exit_code == 0, result.stderr
+    records = [json.loads(line) for line in result.stdout.splitlines()]
+    assert [r["source"] for r in records] == [
+        str(mixed / n) for n in ("a-en.txt", "b-zh.txt", "c-short.txt", "d-en.txt")
+    ]
+    assert [r["language"] for r in records[:2] + records[3:]] == ["en", "zh", "en"]
+    assert all(0 <= r["language_confidence"] <= 1 for r in records)
+    assert [r["model"] for r in records] == [str(env_model), str(chinese_model), str(env_model), str(env_model)]
+    assert records[1]["unknown_token_share"] < 0.1  # the Chinese model reads it
+    assert "cannot read" not in result.stderr
+
+
+def test_an_english_only_run_never_loads_the_chinese_model(env_model, tmp_path, samples):
+    result = run([str(samples / "harbour-ferry.txt"), "--model-for", "zh=/no/such/model", "-f", "jsonl", *QUICK])
+    assert result.exit_code == 0, result.stderr
+    assert json.loads(result.stdout)["language"] == "en"
+
+
+def test_language_declared_skips_detection(env_model, chinese_model, samples):
+    text = (samples / "城市绿地.txt").read_text(encoding="utf-8")
+    declared = run(["--language", "en", "--model-for", f"zh={chinese_model}", "-f", "jsonl", *QUICK], input=text)
+    record = json.loads(declared.stdout)
+    assert (record["language"], record["language_confidence"], record["model"]) == ("en", 1.0, str(env_model))
+    assert "--model-for zh=csebuetnlp/mT5_multilingual_XLSum" not in declared.stderr
+
+
+def test_an_unmapped_unreadable_language_names_the_option_to_add(env_model):
+    korean = "서울시는 주말마다 시립 공원을 시민들에게 개방합니다. 시민들은 공원에서 산책과 운동을 할 수 있습니다. " * 3
+    result = run(["-f", "jsonl", *QUICK], input=korean)
+    assert result.exit_code == 0
+    assert json.loads(result.stdout)["language"] == "ko"
+    assert "Send them to a model that reads their language: --model-for ko=csebuetnlp/mT5_multilingual_XLSum." in (
+        result.stderr
+    )
+
+
+def test_the_config_models_table_routes_too(env_model, chinese_model, mixed, tmp_path, monkeypatch):
+    config = tmp_path / "config.toml"
+    config.write_text(f'[models]\nzh = "{chinese_model}"\n')
+    monkeypatch.setenv("SUMMARIZE_CONFIG", str(config))
+    result = run([str(mixed / "b-zh.txt"), "-f", "jsonl", *QUICK])
+    assert result.exit_code == 0, result.stderr
+    assert json.loads(result.stdout)["model"] == str(chinese_model)
+
+
+def test_routing_under_ray_matches_the_local_run(env_model, chinese_model, mixed, local_ray):
+    args = [str(mixed), "--model-for", f"zh={chinese_model}", "-f", "jsonl", *QUICK]
+    local = run(args)
+    on_ray = run([*args, "--ray", "--workers", "2"])
+    assert on_ray.exit_code == local.exit_code == 0, on_ray.stderr
+    strip = lambda out: [{k: v for k, v in json.loads(line).items() if k != "seconds"} for line in out.splitlines()]  # noqa: E731
+    assert strip(on_ray.stdout) == strip(local.stdout)
+
+
+def test_eval_breaks_rouge_down_by_language(env_model, chinese_model, tmp_path, samples):
+    data = tmp_path / "mixed.jsonl"
+    rows = [
+        {
+            "id": "en1",
+            "text": (samples / "harbour-ferry.txt").read_text(encoding="utf-8"),
+            "summary": "The ferry returns.",
+        },
+        {"id": "zh1", "text": (samples / "城市绿地.txt").read_text(encoding="utf-8"), "summary": "城市绿地开放。"},
+        {
+            "id": "en2",
+            "text": (samples / "solar-school.txt").read_text(encoding="utf-8"),
+            "summary": "A school goes solar.",
+        },
+    ]
+    data.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows), encoding="utf-8")
+    result = run(["eval", str(data), "--model-for", f"zh={chinese_model}", "-f", "json", *QUICK[:6], "-q"])
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.stdout)
+    for system in report["systems"]:
+        assert sorted(system["by_language"]) == ["en", "zh"]
+        assert system["by_language"]["en"]["documents"] == 2 and system["by_language"]["zh"]["documents"] == 1
+    table = run(["eval", str(data), "--model-for", f"zh={chinese_model}", *QUICK[:6], "-q"])
+    assert table.exit_code == 0, table.output
+    assert "en (2 documents)" in table.stdout and "zh (1 document)" in table.stdout
+
+
+def test_sentences_keep_abbreviations_and_split_chinese():
+    from summarize_cli.chunker import sentences
+    from summarize_cli.evaluate import lead
+
+    assert sentences("Dr. Smith met U.S. officials. The rate was 3.5 percent. E.g. this stays.") == [
+        "Dr. Smith met U.S. officials.",
+        "The rate was 3.5 percent.",
+        "E.g. this stays.",
+    ]
+    assert sentences("渡轮周一恢复。市议会说！真的吗？是的") == ["渡轮周一恢复。", "市议会说！", "真的吗？", "是的"]
+    assert lead("Dr. Smith met U.S. officials. They talked. They left. They came back.") == (
+        "Dr. Smith met U.S. officials. They talked. They left."
+    )
