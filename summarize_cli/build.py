@@ -92,21 +92,10 @@ class RoutedRun:
         return self.runs[model]
 
     def summarize(self, items: Iterable[Document | Problem]) -> Iterator[Result | Problem]:
-        from summarize_cli.documents import IDLE
+        from summarize_cli.pipeline import windows
 
-        window: list = []
-        documents = 0
-        for item in items:
-            if item is IDLE:
-                yield from self._run_window(window)
-                window, documents = [], 0
-                continue
-            window.append(item)
-            documents += isinstance(item, Document)
-            if documents >= self.window:
-                yield from self._run_window(window)
-                window, documents = [], 0
-        yield from self._run_window(window)
+        for window, _ in windows(items, self.window):
+            yield from self._run_window(window)
 
     def _run_window(self, window: list) -> Iterator[Result | Problem]:
         if not window:

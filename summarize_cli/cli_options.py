@@ -59,7 +59,7 @@ ModelFor = Annotated[
     typer.Option(
         "--model-for",
         help="LANG=MODEL: documents detected as LANG (ISO 639-1, e.g. zh) go to MODEL; the rest to --model "
-        "(repeatable; also a [models] table in the config file).",
+        "(repeatable; also a \\[models] table in the config file).",
         metavar="LANG=MODEL",
         rich_help_panel=MODEL,
     ),

@@ -39,6 +39,25 @@ class _Work:
         self.outputs = [None] * len(pieces)
 
 
+def windows(items: Iterable, size: int) -> Iterator[tuple[list, bool]]:
+    """The stream in lists of `size` documents (problems and earlier results ride along in place), each
+    with whether the feed paused (IDLE) after it: a paused feed's partial window goes on at once."""
+    window: list = []
+    documents = 0
+    for item in items:
+        if item is IDLE:
+            yield window, True  # even empty: what is in flight elsewhere (Ray) is awaited
+            window, documents = [], 0
+            continue
+        window.append(item)
+        documents += isinstance(item, Document)
+        if documents >= size:
+            yield window, False
+            window, documents = [], 0
+    if window:
+        yield window, False
+
+
 class Summarizer:
     """Runs documents through the backend in length-sorted batches and yields results in input order."""
 
@@ -73,21 +92,9 @@ class Summarizer:
         """Yield a Result or Problem for every item, in order, as soon as it and all before it are done.
         Problems, and Results made earlier (the result cache's), pass through in their place; IDLE (a live
         feed paused) runs what has arrived at once, without waiting for a full window."""
-        window: list[Document | Problem] = []
-        documents = 0
-        for item in items:
-            if item is IDLE:
-                if window:
-                    yield from self._run_window(window)
-                    window, documents = [], 0
-                continue
-            window.append(item)
-            documents += isinstance(item, Document)
-            if documents >= self.window:
+        for window, _ in windows(items, self.window):
+            if window:
                 yield from self._run_window(window)
-                window, documents = [], 0
-        if window:
-            yield from self._run_window(window)
 
     def _run_window(self, window: list[Document | Problem]) -> Iterator[Result | Problem]:
         slots: list[_Work | Problem] = [self._prepare(i) if isinstance(i, Document) else i for i in window]

@@ -16,8 +16,9 @@ from collections import deque
 from collections.abc import Iterable, Iterator
 from dataclasses import replace
 
-from summarize_cli.documents import IDLE, Document, Problem, Result
+from summarize_cli.documents import Document, Problem, Result
 from summarize_cli.errors import SettingsError, SummarizeError
+from summarize_cli.pipeline import windows
 from summarize_cli.records import from_row, to_row
 from summarize_cli.specs import RaySpec, RunSpec
 
@@ -169,7 +170,7 @@ class RayRunner:
     def _on_actors(self, documents: Iterable) -> Iterator[Result | Problem]:
         """With at most CALLS_IN_FLIGHT batches queued per actor."""
         in_flight: deque = deque()
-        for turn, (batch, paused) in enumerate(_batches(documents, self.batch_size)):
+        for turn, (batch, paused) in enumerate(windows(documents, self.batch_size)):
             if batch:
                 in_flight.append(self.actors[turn % len(self.actors)].summarize.remote(batch))
             while in_flight and (paused or len(in_flight) >= CALLS_IN_FLIGHT * len(self.actors)):
@@ -257,22 +258,3 @@ class RayRunner:
         os.dup2(self._saved_fd, 2)
         os.close(self._saved_fd)
         self._saved_fd = None
-
-
-def _batches(items: Iterable, size: int) -> Iterator[tuple[list, bool]]:
-    """Cut the stream into lists of `size` documents (problems ride along in place), each with whether the
-    feed paused (IDLE) after it: then the partial batch goes at once, and its results are awaited."""
-    batch: list = []
-    documents = 0
-    for item in items:
-        if item is IDLE:
-            yield batch, True
-            batch, documents = [], 0
-            continue
-        batch.append(item)
-        documents += isinstance(item, Document)
-        if documents >= size:
-            yield batch, False
-            batch, documents = [], 0
-    if batch:
-        yield batch, False
