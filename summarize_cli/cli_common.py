@@ -208,7 +208,16 @@ class DefaultGroup(TyperGroup):
                 break
             i += 2 if word in takes_value else 1  # an option, and its value when it takes one
         if 0 < i < len(args) and args[i] in self.commands and args[i] != self.default_command:
-            return [args[i], *args[:i], *args[i + 1 :]]
+            sub = args[i]
+            theirs = {opt for param in self.commands[sub].params for opt in param.opts}
+            foreign = [w.split("=")[0] for w in args[:i] if w.startswith("-") and w.split("=")[0] not in theirs]
+            if foreign:
+                raise typer.BadParameter(
+                    f"{', '.join(foreign)} belongs to summarize, not to summarize {sub}: "
+                    f"options before '{sub}' are taken as {sub}'s",
+                    param_hint=foreign[0],
+                )
+            return [sub, *args[:i], *args[i + 1 :]]
         return args
 
     def invoke(self, ctx):

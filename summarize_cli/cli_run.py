@@ -31,8 +31,13 @@ def start_runner(run: RunSpec, ray: RaySpec | None, show: bool):
         from summarize_cli.ray_runner import RayRunner
 
         runner = RayRunner(run, ray)
-        with status("Starting Ray ...", show) as spinner:
-            runner.start(on_status=spinner.update)
+        runner.divert_native_stderr()  # before any display: Ray's own notices go to its log from here on
+        try:
+            with status("Starting Ray ...", show) as spinner:
+                runner.start(on_status=spinner.update)
+        except BaseException:
+            runner.close()
+            raise
         return runner
     from summarize_cli.build import build_run
 
@@ -58,7 +63,12 @@ def summarize_all(
         expected, already_done, None if destination is None else str(destination), run.model.model, verbose
     )
     readable = any(isinstance(i, InputFile) for i in items)
-    runner = start_runner(run, ray, show) if readable and not output.extract else None
+    try:
+        runner = start_runner(run, ray, show) if readable and not output.extract else None
+    except (KeyboardInterrupt, Terminated) as exc:  # during the model load: nothing done, all left
+        lines, code = report.stopped(EXIT_SIGINT if isinstance(exc, KeyboardInterrupt) else EXIT_SIGTERM)
+        say(lines)
+        raise typer.Exit(code) from None
     try:
         if output.extract:  # the text itself: no model at all
             report.noun = ("text", "texts")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import time
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from urllib.parse import unquote, urlsplit
@@ -45,6 +46,7 @@ def fetch(url: str, timeout: float, max_bytes: int) -> Fetched:
     """GET `url`; every failure is an InputError naming its cause in words (never a traceback)."""
     import httpx
 
+    deadline = time.monotonic() + timeout
     try:
         with (
             httpx.Client(
@@ -63,6 +65,8 @@ def fetch(url: str, timeout: float, max_bytes: int) -> Fetched:
                 body += chunk
                 if len(body) > max_bytes:
                     raise InputError(f"larger than --max-input-bytes ({max_bytes:,} bytes)")
+                if time.monotonic() > deadline:  # a server that trickles: --timeout bounds the whole fetch
+                    raise httpx.ReadTimeout("the whole fetch took too long")
             content_type = response.headers.get("content-type", "").split(";")[0].strip().lower()
             return Fetched(url, str(response.url), content_type, bytes(body))
     except InputError:

@@ -116,7 +116,7 @@ class RayRunner:
             for name in ("ray", "ray.data", "ray.train", "ray.tune"):
                 logging.getLogger(name).setLevel(logging.CRITICAL)  # failures reach the user as one Error line
             address = None if self.ray_spec.address in (None, "", "local") else self.ray_spec.address
-            self._divert_native_stderr()
+            _check_reachable(address)
             try:
                 ray.init(
                     address=address,
@@ -128,6 +128,9 @@ class RayRunner:
             except (ConnectionError, RuntimeError, ValueError) as exc:
                 raise SummarizeError(f"cannot start or join Ray at {address or 'a local instance'}: {exc}") from None
             self._started_here = address is None
+            from summarize_cli import signals
+
+            signals.install()  # ray.init takes SIGTERM for itself (exit 15): the run's own handling comes back
         size = self.pool_size()
         on_status(f"Starting {size} Ray worker(s), each loading {self.model_name} ...")
         worker = ray.remote(SummarizeWorker).options(num_cpus=self.threads, num_gpus=1 if self.gpu else 0)
@@ -211,7 +214,7 @@ class RayRunner:
             self.ray.shutdown()
         self._restore_stderr()
 
-    def _divert_native_stderr(self) -> None:
+    def divert_native_stderr(self) -> None:
         """Ray's C++ core and its workers write notices straight to file descriptor 2: send those to a log
         file, and give Python's sys.stderr (progress, warnings, errors) a copy of the real stderr."""
         from summarize_cli.cache import cache_dir
@@ -258,3 +261,21 @@ class RayRunner:
         os.dup2(self._saved_fd, 2)
         os.close(self._saved_fd)
         self._saved_fd = None
+
+
+def _check_reachable(address: str | None) -> None:
+    """A HOST:PORT (or ray://HOST:PORT) that nothing answers on fails in seconds, not after Ray's minutes
+    of retries."""
+    import re
+    import socket
+
+    match = re.fullmatch(r"(?:ray://)?([\w.-]+):(\d+)", address or "")
+    if match is None:
+        return
+    host, port = match.group(1), int(match.group(2))
+    try:
+        socket.create_connection((host, port), timeout=5).close()
+    except OSError as exc:
+        raise SummarizeError(
+            f"cannot join Ray at {address}: nothing answers on {host}:{port} ({exc.strerror or exc})"
+        ) from None

@@ -80,7 +80,7 @@ class RunReport:
         for start, phrase in RECURRING:
             more = self.warned.get(start, 0) - FEW
             if more > 0 and not self.verbose:
-                lines.append(f"Warning: {count(more, 'more document')} {phrase} (-v names each).")
+                lines.append(f"Warning: {count(more, 'more document')} {phrase}; -v names each.")
         if self.unreadable:
             names = ", ".join(f"{r.source} ({r.unknown_share:.0%})" for r in self.unreadable[:5])
             more = f" and {len(self.unreadable) - 5} more" if len(self.unreadable) > 5 else ""
@@ -89,8 +89,10 @@ class RunReport:
             lines.append(
                 f"Warning: {count(len(self.unreadable), 'document is', 'documents are')} mostly text that "
                 f"{self.model_name} cannot read "
-                f"(share of unknown-token text: {names}{more}); their summaries will be poor. Send them to a "
-                f"model that reads their language: {advice or '-m ' + MULTILINGUAL_MODEL}."
+                f"(share of unknown-token text: {names}{more}); "
+                f"{'its summary' if len(self.unreadable) == 1 else 'their summaries'} will be poor. Send "
+                f"{'it' if len(self.unreadable) == 1 else 'them'} to a model that reads "
+                f"{'its' if len(self.unreadable) == 1 else 'their'} language: {advice or '-m ' + MULTILINGUAL_MODEL}."
             )
         if self.passed_through == 1:
             lines.append("1 document was already shorter than a summary and was kept as it is (--force summarises it).")
@@ -99,7 +101,7 @@ class RunReport:
                 f"{self.passed_through} documents were already shorter than a summary and were kept as they are "
                 "(--force summarises them)."
             )
-        if self.destination is not None:
+        if self.destination is not None and self.done:
             lines.append(f"Wrote {count(self.done, *self.noun)} to {self.destination}.")
         if self.already_done:
             whose = "whose summary exists" if self.already_done == 1 else "whose summaries exist"

@@ -14,6 +14,7 @@ from summarize_cli.errors import Terminated
 
 _held: list[int] = []  # signals that arrived while deferred
 _depth = 0
+_stopping = False  # the first signal is being acted on: later ones must not interrupt that
 
 
 def install() -> None:
@@ -23,13 +24,15 @@ def install() -> None:
 
 
 def _handler(signum, frame) -> None:
-    if _depth:
+    if _depth or _stopping:  # a second Ctrl-C or TERM while the run winds down changes nothing
         _held.append(signum)
         return
     _raise(signum)
 
 
 def _raise(signum: int) -> None:
+    global _stopping
+    _stopping = True
     if signum == signal.SIGINT:
         raise KeyboardInterrupt
     raise Terminated()

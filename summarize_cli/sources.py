@@ -23,6 +23,7 @@ STDIN = "-"
 STDIN_NAME = "<stdin>"
 _BLANK_BYTES = bytes(range(33)) + b"\x7f"
 DATASET_SUFFIXES = (".jsonl", ".parquet")
+LOOP = "symbolic link loop (a link to a folder that contains it), not followed"
 
 
 @dataclass(frozen=True)
@@ -142,7 +143,7 @@ class _Walk:
             return
         key = (info.st_dev, info.st_ino)
         if key in ancestors:
-            yield Problem(str(folder), "symbolic link loop (a link to a folder that contains it), not followed", True)
+            yield Problem(str(folder), LOOP, skipped=True)
             return
         if key in self.skip or not self.first_time(info):
             return  # the output folder, or a folder already walked
@@ -169,7 +170,10 @@ class _Walk:
                 continue
             if stat.S_ISDIR(child_info.st_mode):
                 if entry.is_symlink() and (child_info.st_dev, child_info.st_ino) not in ancestors:
-                    target = child.resolve()
+                    target, here = child.resolve(), folder.resolve()
+                    if target == here or target in here.parents:  # an ancestor, reached through an alias
+                        yield Problem(str(child), LOOP, skipped=True)
+                        continue
                     if any(target == r or r in target.parents for r in self.roots):
                         continue  # inside a walked tree: taken under its own path, not the link's
                 yield from self._visit(child, child_rel, anchor, ancestors)
@@ -415,7 +419,10 @@ def read_jsonl(
             if isinstance(record.get(text_field), str):
                 yield make_document(source, record[text_field], relpath)
             else:
-                yield read_url(url, source, relpath, limits or _Limits(max_input_bytes))
+                try:
+                    yield read_url(url, source, relpath, limits or _Limits(max_input_bytes))
+                except InputError as exc:  # the row's name, and the URL that failed
+                    raise type(exc)(f"{url}: {exc}") from None
         except InputError as exc:
             yield Problem(source, str(exc) if key is None else f"line {number}: {exc}", skipped=exc.skipped)
 

@@ -429,3 +429,77 @@ def test_ray_streams_stdin_jsonl_instead_of_reading_it_all_first(tiny_model, tmp
         proc.wait(timeout=60)
     assert proc.returncode == 0, proc.stderr.read()
     assert [json.loads(line)["source"] for line in rest.splitlines()] == ["r1", "r2", "r3"]
+
+
+def test_two_signals_in_a_row_still_end_cleanly(tiny_model, tmp_path):
+    folder = tmp_path / "news"
+    folder.mkdir()
+    for i in range(3):
+        (folder / f"s{i}.txt").write_text(f"Story {i}: the harbour ferry returns on Monday, the council said.")
+    out = tmp_path / "all.parquet"
+    proc = subprocess.Popen(
+        [sys.executable, str(LAUNCHER), str(folder), "-m", "slow", "--output", str(out), "--batch-size", "1", *QUICK],
+        env=env_with(tiny_model, SLOW="generate", SUMMARIZE_CACHE_DIR=str(tmp_path / "cache")),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    time.sleep(4)  # one done, the second stuck in the native call
+    proc.send_signal(signal.SIGINT)
+    proc.send_signal(signal.SIGTERM)  # Ctrl-C, then the supervisor's TERM
+    returncode, took, stderr = stop_and_time(proc, signal.SIGTERM)
+    assert returncode == 130, stderr
+    assert took < 2.0
+    assert "Interrupted: 1 summarised, 2 left." in stderr and "Error" not in stderr
+    assert (tmp_path / "all.partial.parquet").is_file()
+
+
+def test_a_signal_during_the_model_load_still_reports_the_counts(tiny_model, tmp_path, samples):
+    proc = subprocess.Popen(
+        [sys.executable, str(LAUNCHER), str(samples), "-m", str(tiny_model), *QUICK],
+        env=env_with(tiny_model, SLOW="convert", SUMMARIZE_CACHE_DIR=str(tmp_path / "cache")),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    wait_for(lambda: (tmp_path / "cache" / "ctranslate2").is_dir(), 60, proc)
+    time.sleep(0.5)
+    returncode, took, stderr = stop_and_time(proc, signal.SIGTERM)
+    assert returncode == 143 and took < 2.0
+    assert stderr.strip().splitlines()[-1] == "Terminated: 0 summarised, 6 left."
+
+
+def test_a_symlink_alias_to_a_tree_with_a_loop_reports_the_loop_once(tiny_model, tmp_path):
+    root = tmp_path / "sl"
+    (root / "real" / "sub").mkdir(parents=True)
+    (root / "real" / "sub" / "x.txt").write_text("The harbour ferry returns on Monday, the council said.")
+    (root / "real" / "sub" / "loop").symlink_to(Path("..") / "..", target_is_directory=True)
+    (root / "alias").symlink_to("real", target_is_directory=True)
+    done = fake(tiny_model, tmp_path, "-f", "jsonl", str(root / "alias"), str(root / "real"))
+    assert done.returncode == 0, done.stderr
+    assert [json.loads(line)["source"] for line in done.stdout.splitlines()] == [str(root / "alias/sub/x.txt")]
+    loops = [line for line in done.stderr.splitlines() if "symbolic link loop" in line]
+    assert loops == [
+        f"Skipped {root / 'alias/sub/loop'}: symbolic link loop (a link to a folder that contains it), not followed"
+    ]
+
+
+def test_ray_takes_sigterm_like_a_local_run(tiny_model, tmp_path):
+    pytest.importorskip("ray", reason="the [ray] extra is not installed")
+    feed = "".join(json.dumps({"id": f"d{i}", "text": f"Article {i} about the harbour."}) + "\n" for i in range(300))
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "summarize_cli", "--stdin-format", "jsonl", "-f", "jsonl", "--ray", "--workers", "1"]
+        + ["-m", str(tiny_model), "--batch-size", "1", "--force", "--max-length", "40", "--min-length", "40", "-q"],
+        env=env_with(tiny_model, SUMMARIZE_CACHE_DIR=str(tmp_path / "c"), RAY_ADDRESS=""),
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    proc.stdin.write(feed)
+    proc.stdin.close()
+    first = proc.stdout.readline()  # the actors are up and summarising
+    assert json.loads(first)["source"] == "d0"
+    returncode, took, stderr = stop_and_time(proc, signal.SIGTERM)
+    assert returncode == 143, stderr
+    assert "Terminated: " in stderr and " summarised." in stderr

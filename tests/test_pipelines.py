@@ -112,7 +112,7 @@ def test_warnings_of_one_kind_are_counted_past_a_few_and_named_under_verbose(tin
         f"Warning: {folder / f'a{i}.txt'}" for i in range(3)
     ]
     assert lines[3:] == [
-        "Warning: 3 more documents were truncated to the model's input limit (--long truncate) (-v names each)."
+        "Warning: 3 more documents were truncated to the model's input limit (--long truncate); -v names each."
     ]
     records = [json.loads(line) for line in quiet.stdout.splitlines()]
     assert all(len(r["warnings"]) == 1 and r["warnings"][0].startswith("truncated from") for r in records)
@@ -238,3 +238,21 @@ def test_verbose_reports_tokens_and_chunks_per_document(echo_model, samples):
         f"{short}: {records[str(short)]['input_tokens']} tokens to the model, 1 chunk",
     ]
     assert records[str(long)]["chunks"] > 1
+
+
+def test_an_option_of_summarize_before_eval_says_where_it_belongs(tmp_path):
+    from conftest import run
+
+    result = run(["-o", "out", "eval", str(tmp_path / "ev.jsonl")])
+    assert result.exit_code == 2
+    assert "-o belongs to summarize, not to summarize eval" in result.stderr
+
+
+def test_no_wrote_line_when_nothing_was_written(echo_model, tmp_path):
+    from conftest import run
+
+    (tmp_path / "blank.txt").write_text("  ")
+    result = run([str(tmp_path / "blank.txt"), "--output", str(tmp_path / "res.jsonl"), "-q"])
+    assert result.exit_code == 1
+    assert "Wrote" not in result.stderr and not (tmp_path / "res.jsonl").exists()
+    assert result.stderr.splitlines()[-1] == "Nothing was summarised."

@@ -48,6 +48,14 @@ class Site(BaseHTTPRequestHandler):
             self.end_headers()
             for _ in range(200):
                 self.wfile.write(b"word " * 1000)
+        elif path == "/trickle":  # a byte at a time: each wait is short, the whole fetch is not
+            self.send_response(200)
+            self.send_header("Content-Type", "text/plain")
+            self.end_headers()
+            for _ in range(40):
+                self.wfile.write(b"x")
+                self.wfile.flush()
+                time.sleep(0.1)
         elif path == "/logo.png":
             self._send(200, "image/png", PNG)
         else:
@@ -259,3 +267,18 @@ def test_a_docx_zip_bomb_and_an_endless_pdf_are_refused(echo_model, tmp_path):
     assert small.exit_code == 1
     assert f"Failed {tmp_path / 'long.pdf'}: " in small.stderr
     assert "--max-input-bytes (5,000 bytes)" in small.stderr
+
+
+def test_timeout_bounds_the_whole_fetch(echo_model, site):
+    started = time.monotonic()
+    result = run([f"{site}/trickle", "--timeout", "1", *FAST])
+    assert result.exit_code == 1
+    assert f"Failed {site}/trickle: timed out after 1 s (--timeout)" in result.stderr
+    assert time.monotonic() - started < 3
+
+
+def test_a_jsonl_row_whose_url_fails_names_the_url(echo_model, site):
+    rows = json.dumps({"id": "u2", "url": f"{site}/missing"}) + "\n"
+    result = run(["--stdin-format", "jsonl", *FAST], input=rows)
+    assert result.exit_code == 1
+    assert f"Failed u2: line 1: {site}/missing: HTTP 404 Not Found" in result.stderr
