@@ -1,3 +1,3 @@
-from summarize_cli.cli import main
+from summarize_cli.entry import main
 
 main()

@@ -145,6 +145,7 @@ def _build_one(spec: RunSpec, on_status: Callable[[str], None]) -> ReadyRun:
         offline=model.offline,
         threads=model.threads,
         on_status=on_status,
+        one_document=model.one_document,
     )
     overrides = spec.generation.overrides()
     settings = resolve(engine.source.path, overrides, spec.generation.length)

@@ -9,16 +9,6 @@ import sys
 
 import typer
 from rich.console import Console
-from rich.progress import (
-    BarColumn,
-    MofNCompleteColumn,
-    Progress,
-    ProgressColumn,
-    SpinnerColumn,
-    TextColumn,
-    TimeElapsedColumn,
-    TimeRemainingColumn,
-)
 from typer.core import TyperCommand, TyperGroup
 
 from summarize_cli.errors import EXIT_SIGINT, EXIT_SIGTERM, SettingsError, SummarizeError, Terminated
@@ -67,26 +57,37 @@ def show_progress(quiet: bool) -> bool:
     return not quiet and stderr.is_terminal
 
 
-class _RateColumn(ProgressColumn):
-    """Documents per second."""
+def progress_bar(show: bool):
+    """Documents done/total, rate and ETA on stderr; hidden when `show` is false. (Rich's progress
+    machinery is imported here, not at start: `--help` and `--version` never need it.)"""
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        ProgressColumn,
+        SpinnerColumn,
+        TextColumn,
+        TimeElapsedColumn,
+        TimeRemainingColumn,
+    )
 
-    def render(self, task):
-        from rich.text import Text
+    class RateColumn(ProgressColumn):
+        """Documents per second."""
 
-        elapsed = task.finished_time if task.finished else task.elapsed
-        if not elapsed or not task.completed:
-            return Text("")
-        return Text(f"{task.completed / elapsed:.2f} docs/s", style="progress.data.speed")
+        def render(self, task):
+            from rich.text import Text
 
+            elapsed = task.finished_time if task.finished else task.elapsed
+            if not elapsed or not task.completed:
+                return Text("")
+            return Text(f"{task.completed / elapsed:.2f} docs/s", style="progress.data.speed")
 
-def progress_bar(show: bool) -> Progress:
-    """Documents done/total, rate and ETA on stderr; hidden when `show` is false."""
     return Progress(
         SpinnerColumn(),
         TextColumn("[progress.description]{task.description}"),
         BarColumn(),
         MofNCompleteColumn(),
-        _RateColumn(),
+        RateColumn(),
         TimeElapsedColumn(),
         TextColumn("ETA"),
         TimeRemainingColumn(),
@@ -97,7 +98,7 @@ def progress_bar(show: bool) -> Progress:
 
 
 @contextlib.contextmanager
-def out_of_the_way(progress: Progress, needed: bool):
+def out_of_the_way(progress, needed: bool):
     """Take the progress display off the screen while stdout writes there, then draw it again below:
     a summary never lands on the progress line, and no stale line stays above it."""
     if not needed or not progress.live.is_started:

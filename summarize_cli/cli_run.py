@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import sys
+from dataclasses import replace
 
 import typer
 
@@ -63,6 +64,8 @@ def summarize_all(
         expected, already_done, None if destination is None else str(destination), run.model.model, verbose
     )
     readable = any(isinstance(i, InputFile) for i in items)
+    if expected == 1 and ray is None:  # a one-off: one replica with every core
+        run = replace(run, model=replace(run.model, one_document=True))
     try:
         runner = start_runner(run, ray, show) if readable and not output.extract else None
     except (KeyboardInterrupt, Terminated) as exc:  # during the model load: nothing done, all left

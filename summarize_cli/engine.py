@@ -94,8 +94,10 @@ def load_engine(
     offline: bool = False,
     threads: int | None = None,
     on_status: Callable[[str], None] = lambda message: None,
+    one_document: bool = False,
 ) -> Engine:
-    """Resolve `model` and load it on the chosen backend; `on_status` hears what is happening."""
+    """Resolve `model` and load it on the chosen backend; `on_status` hears what is happening.
+    `one_document`: the run has a single input, so CTranslate2 gives one replica every core."""
     if model in _STAND_INS:
         return _STAND_INS[model](
             backend=backend, device=device, dtype=dtype, compute_type=compute_type, offline=offline, threads=threads
@@ -105,7 +107,7 @@ def load_engine(
     notes = []
     if chosen == "ctranslate2":
         try:
-            engine = _load_ct2(source, device, compute_type, threads, on_status)
+            engine = _load_ct2(source, device, compute_type, threads, on_status, one_document)
             if dtype != "auto":
                 notes.append(f"--dtype {dtype} applies to the torch backend; ctranslate2 uses --compute-type")
         except ModelLoadError as exc:
@@ -130,7 +132,12 @@ def _load_torch(source: ModelSource, device: str, dtype: str, threads: int | Non
 
 
 def _load_ct2(
-    source: ModelSource, device: str, compute_type: str, threads: int | None, on_status: Callable[[str], None]
+    source: ModelSource,
+    device: str,
+    compute_type: str,
+    threads: int | None,
+    on_status: Callable[[str], None],
+    one_document: bool = False,
 ) -> Engine:
     from summarize_cli.backends import ct2_backend
 
@@ -173,6 +180,7 @@ def _load_ct2(
         tokenizer.eos_id,
         tokenizer.pad_id,
         source.generation_config.get("forced_bos_token_id", source.config.get("forced_bos_token_id")),
+        one_replica=one_document,
     )
     runner.notes.extend(notes)
     return Engine(source, runner, tokenizer)

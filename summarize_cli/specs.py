@@ -27,6 +27,7 @@ class ModelSpec:
     offline: bool = False
     threads: int | None = None
     batch_size: int | None = None  # None: the engine's default for its backend and device
+    one_document: bool = False  # the run has one input: every core on one model replica
 
 
 @dataclass(frozen=True)

@@ -199,6 +199,7 @@ class CTranslate2Backend:
         eos_id: int | None,
         pad_id: int,
         forced_bos_id: int | None = None,
+        one_replica: bool = False,
     ):
         import ctranslate2
 
@@ -207,16 +208,18 @@ class CTranslate2Backend:
         self.precision = compute_type
         self.notes: list[str] = []
         self.threads = threads or physical_cores()
-        # On CPU one single-threaded replica per core beats one replica using every core: decoding steps
-        # are too small to split well, so sub-batches run side by side instead.
-        self.replicas = self.threads if device == "cpu" else 1
+        # On CPU one single-threaded replica per core beats one replica using every core for a stream of
+        # batches: decoding steps are too small to split well, so sub-batches run side by side instead. A
+        # one-off has no second batch to run beside the first: then one replica takes every core.
+        self.replicas = self.threads if device == "cpu" and not one_replica else 1
+        intra = (self.threads if one_replica else 1) if device == "cpu" else 0
         try:
             self.translator = ctranslate2.Translator(
                 str(folder),
                 device=device,
                 device_index=device_index,
                 compute_type=compute_type,
-                intra_threads=1 if device == "cpu" else 0,
+                intra_threads=intra,
                 inter_threads=self.replicas,
             )
         except (RuntimeError, ValueError) as exc:
