@@ -53,6 +53,8 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=1)
     parser.add_argument("--work", type=Path, default=ROOT / "bench-out")
     parser.add_argument("--skip-naive", action="store_true", help="leave out the slow naive loop")
+    parser.add_argument("--skip-ray", action="store_true", help="leave out the local Ray run")
+    parser.add_argument("--flat", type=int, default=1000, help="documents in the flat-throughput run (0: none)")
     args = parser.parse_args()
     if not SHARED.is_dir():
         sys.exit(f"needs {SHARED} (make_model.py, corpus.jsonl, baseline.py)")
@@ -116,7 +118,7 @@ def main() -> None:
             )
             print(rows[-1], file=sys.stderr)
 
-    if _has("ray"):  # Ray's fixed start-up cost needs more documents to show its throughput
+    if _has("ray") and not args.skip_ray:  # Ray's fixed start-up cost needs more documents to show its throughput
         full = args.work / "corpus-all.jsonl"
         full.write_text((SHARED / "corpus.jsonl").read_text(encoding="utf-8"), encoding="utf-8")
         count = len(full.read_text(encoding="utf-8").splitlines())
@@ -126,13 +128,23 @@ def main() -> None:
             print(rows[-1], file=sys.stderr)
 
     one_off = [*summarize, str(article), "--min-length", str(OUT_TOKENS), "--max-length", str(OUT_TOKENS), "--no-cache"]
+    entry = str(Path(sys.executable).with_name("summarize"))  # the installed console script, as users run it
+    bare_typer = args.work / "bare_typer.py"
+    bare_typer.write_text(_bare_typer_app(_option_count()), encoding="utf-8")
     for name, cmd in (
         ("one-off, 650 words, map-reduce (default)", one_off),
         ("one-off, 650 words, --long truncate", [*one_off, "--long", "truncate"]),
-        ("summarize --help", [sys.executable, "-m", "summarize_cli", "--help"]),
+        ("summarize --version", [entry, "--version"]),
+        ("python -c pass (bare interpreter)", [sys.executable, "-c", "pass"]),
+        ("summarize --help", [entry, "--help"]),
+        (f"bare Typer app with {_option_count()} options, --help", [sys.executable, str(bare_typer), "--help"]),
     ):
-        wall, rss = median_run(cmd, max(args.repeat, 3), env=env)
+        wall, rss = median_run(cmd, max(args.repeat, 5), env=env)
         rows.append(("single process", name, f"{wall:.2f} s", "", "", f"{rss:.0f}"))
+        print(rows[-1], file=sys.stderr)
+
+    if args.flat:
+        rows.append(_flat_throughput(args, batch, env))
         print(rows[-1], file=sys.stderr)
 
     print(f"Machine: {platform.machine()}, {os.cpu_count()} CPUs ({_cpu_name()}), Python {platform.python_version()}")
@@ -142,6 +154,51 @@ def main() -> None:
     print("| --- | --- | --- | --- | --- | --- |")
     for row in rows:
         print("| " + " | ".join(row) + " |")
+
+
+def _option_count() -> int:
+    from typer.main import get_command
+
+    from summarize_cli.cli import app
+
+    return len([p for p in get_command(app).commands["summarize"].params if p.param_type_name == "option"])
+
+
+def _bare_typer_app(options: int) -> str:
+    """A Typer app with as many options as `summarize`, and nothing else: the floor for --help."""
+    params = ",\n    ".join(f'o{i}: Annotated[str, typer.Option(help="Option {i}.")] = "x"' for i in range(options))
+    return (
+        "from typing import Annotated\n\nimport typer\n\napp = typer.Typer()\n\n\n@app.command()\n"
+        f"def main(\n    {params},\n) -> None:\n    pass\n\n\napp()\n"
+    )
+
+
+def _flat_throughput(args, batch: list[str], env: dict) -> tuple:
+    """N documents (the corpus repeated, each made distinct) in one run: documents per second over the last
+    100 against the whole run's rate; a run that slows as it goes (caches, windows, files) shows here."""
+    lines = (SHARED / "corpus.jsonl").read_text(encoding="utf-8").splitlines()
+    feed = args.work / f"flat-{args.flat}.jsonl"
+    with feed.open("w", encoding="utf-8") as out:
+        for i in range(args.flat):
+            record = json.loads(lines[i % len(lines)])
+            out.write(json.dumps({"id": f"d{i}", "text": f"Edition {i}. {record['text']}"}) + "\n")
+    stamps = []
+    with open(feed, "rb") as source:
+        started = time.perf_counter()
+        proc = subprocess.Popen([*batch, "--num-beams", "1"], stdin=source, stdout=subprocess.PIPE, env=env)
+        for _ in proc.stdout:
+            stamps.append(time.perf_counter() - started)
+        proc.wait()
+    overall = len(stamps) / stamps[-1]
+    tail = 100 / (stamps[-1] - stamps[-101]) if len(stamps) > 100 else float("nan")
+    return (
+        f"{len(stamps)} docs, greedy",
+        f"flat throughput: last 100 at {tail:.2f} docs/s, overall {overall:.2f} ({tail / overall - 1:+.0%})",
+        f"{stamps[-1]:.1f} s",
+        f"{overall:.2f}",
+        "",
+        "",
+    )
 
 
 def _has(module: str) -> bool:
