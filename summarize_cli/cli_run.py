@@ -73,22 +73,19 @@ def summarize_all(
         say(lines)
         raise typer.Exit(code) from None
     try:
+        documents = read_inputs(items, _stdin(), inputs)
+        if output.skip_existing and output.output_dir is not None:
+            documents = _without_existing(documents, output, report)
         if output.extract:  # the text itself: no model at all
             report.noun = ("text", "texts")
-            documents = read_inputs(items, _stdin(), inputs)
-            if output.skip_existing and output.output_dir is not None:
-                documents = _without_existing(documents, output, report)
             results, run_info = worker.iterate(as_extracted(d) for d in documents if d is not IDLE), {}
-        elif runner is None:  # nothing readable: no model needed
-            results, run_info = iter(items), {}
+        elif runner is None:  # nothing readable: no model needed, the problems are all there is
+            results, run_info = documents, {}
         else:
             say([f"Warning: {w}" for w in runner.warnings])
             if verbose:
                 say(runner.describe())
             report.model_name = runner.model_name
-            documents = read_inputs(items, _stdin(), inputs)
-            if output.skip_existing and output.output_dir is not None:
-                documents = _without_existing(documents, output, report)
             results = runner.summarize(detect_languages(documents, inputs.language))
             if output.combine:
                 results = combined(results, runner, report)
