@@ -117,6 +117,10 @@ def combined(results, runner, report: RunReport):
     if not summaries:
         return
     report.expected = None
+    if len(summaries) == 1:  # one document: its summary is the combined one, not summarised again
+        only = summaries[0]
+        yield replace(only, document=Document("combined", ""), sources=[only.source])
+        return
     joined = Document("combined", "\n\n".join(r.summary for r in summaries if r.summary))
     for result in runner.summarize([joined]):
         if isinstance(result, Result):

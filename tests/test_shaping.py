@@ -159,3 +159,11 @@ def test_a_missing_config_is_fine_and_an_unreadable_one_is_an_error(echo_model, 
     result = run(["x.txt"])
     assert result.exit_code == 1
     assert result.stderr == f"Error: cannot read the config file {config}: Is a directory\n"
+
+
+def test_combine_of_one_document_is_its_own_summary(echo_model, samples):
+    path = str(samples / "harbour-ferry.txt")
+    alone = json.loads(run([path, "-f", "jsonl", *FAST]).stdout)
+    combined = json.loads(run([path, "--combine", "-f", "jsonl", *FAST]).stdout)
+    assert (combined["source"], combined["sources"]) == ("combined", [path])
+    assert combined["summary"] == alone["summary"]
