@@ -38,7 +38,7 @@ class ReadyRun:
     def summarize(self, items: Iterable[Document | Problem]) -> Iterator[Result | Problem]:
         if self.stage is None:
             return self.summarizer.summarize(items)
-        return self.stage.store(self.summarizer.summarize(self.stage.lookup(items)))
+        return self.stage.around(self.summarizer.summarize, items)
 
     def late_warnings(self) -> list[str]:
         """Warnings that arose during the run (the cache failed), each said once."""

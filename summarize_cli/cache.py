@@ -98,6 +98,10 @@ class CacheStage:
         self.context = {**run_info, **choices}
         self._pending: deque[str] = deque()  # keys of the documents sent on, in order
 
+    def around(self, summarize, items: Iterable) -> Iterator:
+        """`summarize(items)` with hits answered from the cache and fresh results kept in it."""
+        return self.store(summarize(self.lookup(items)))
+
     def lookup(self, items: Iterable) -> Iterator:
         from summarize_cli.documents import Document
         from summarize_cli.records import from_cache

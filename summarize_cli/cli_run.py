@@ -11,7 +11,7 @@ import typer
 from summarize_cli import worker
 from summarize_cli.cli_common import out_of_the_way, progress_bar, say, status
 from summarize_cli.documents import IDLE, Document, Problem, Result
-from summarize_cli.errors import EXIT_SIGINT, EXIT_SIGPIPE, EXIT_SIGTERM, Terminated
+from summarize_cli.errors import EXIT_SIGPIPE, Terminated, signal_exit
 from summarize_cli.language import detect_languages
 from summarize_cli.report import RunReport
 from summarize_cli.sources import InputFile, is_dataset, read_inputs
@@ -69,7 +69,7 @@ def summarize_all(
     try:
         runner = start_runner(run, ray, show) if readable and not output.extract else None
     except (KeyboardInterrupt, Terminated) as exc:  # during the model load: nothing done, all left
-        lines, code = report.stopped(EXIT_SIGINT if isinstance(exc, KeyboardInterrupt) else EXIT_SIGTERM)
+        lines, code = report.stopped(signal_exit(exc))
         say(lines)
         raise typer.Exit(code) from None
     try:
@@ -192,7 +192,7 @@ def _stream(results, sink, report: RunReport, show: bool) -> None:
         raise typer.Exit(EXIT_SIGPIPE) from None
     except (KeyboardInterrupt, Terminated) as exc:
         _abandon(sink)
-        lines, code = report.stopped(EXIT_SIGINT if isinstance(exc, KeyboardInterrupt) else EXIT_SIGTERM)
+        lines, code = report.stopped(signal_exit(exc))
         say(lines)
         raise typer.Exit(code) from None
     except BaseException:

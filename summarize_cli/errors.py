@@ -36,6 +36,11 @@ class OutputError(SummarizeError):
     """An output file or folder cannot be written."""
 
 
+def signal_exit(exc: BaseException) -> int:
+    """130 for Ctrl-C (KeyboardInterrupt), 143 for SIGTERM (Terminated)."""
+    return EXIT_SIGINT if isinstance(exc, KeyboardInterrupt) else EXIT_SIGTERM
+
+
 class Terminated(BaseException):
     """SIGTERM arrived: stop like Ctrl-C, with exit status 143.
 

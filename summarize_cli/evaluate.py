@@ -8,7 +8,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from summarize_cli.chunker import sentence_starts
+from summarize_cli.chunker import sentences
 from summarize_cli.documents import Document
 from summarize_cli.errors import SummarizeError
 from summarize_cli.sources import discover, read_documents
@@ -94,12 +94,6 @@ def load_folder_pair(documents: Path, references: Path) -> list[Example]:
     if not docs:
         raise SummarizeError(f"no documents found in {documents}")
     return [Example(stem, docs[stem].text, refs[stem].text) for stem in sorted(docs)]
-
-
-def sentences(text: str) -> list[str]:
-    """Sentences of English or Chinese text."""
-    bounds = [0, *sentence_starts(text), len(text)]
-    return [text[a:b].strip() for a, b in zip(bounds, bounds[1:], strict=False) if text[a:b].strip()]
 
 
 def lead(text: str, count: int = 3) -> str:

@@ -123,21 +123,17 @@ _ARRAYS = ("ptc", "pc", "classes", "nextmove", "nextmove_row", "out_feat")
 
 
 def _identifier(langid, data):
+    import numpy as np
+
     return langid.LanguageIdentifier(
         data["ptc"],
-        np_array(data["pc"]),
+        np.array(data["pc"]),
         data["classes"].tolist(),
         data["nextmove"],
         data["out_feat"].tolist(),
         norm_probs=True,
         tk_row=data["nextmove_row"].tolist(),
     )
-
-
-def np_array(values):
-    import numpy as np
-
-    return np.array(values)
 
 
 def _cached_model_folder():

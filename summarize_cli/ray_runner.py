@@ -168,7 +168,7 @@ class RayRunner:
         """Every document's result, in order; cached results are found and kept on the driver."""
         if self.stage is None:
             return self._on_actors(documents)
-        return self.stage.store(self._on_actors(self.stage.lookup(documents)))
+        return self.stage.around(self._on_actors, documents)
 
     def _on_actors(self, documents: Iterable) -> Iterator[Result | Problem]:
         """With at most CALLS_IN_FLIGHT batches queued per actor."""
