@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import bisect
-import math
 import re
 
 from summarize_cli.tokenizer import Encoded
@@ -61,8 +60,10 @@ def trim_to_sentence(text: str) -> str | None:
 def split_tokens(encoded: Encoded, text: str, budget: int, language: str | None = None) -> list[tuple[int, int]]:
     """Token ranges [start, end) of at most `budget` tokens, cut at sentence starts where one fits.
 
-    Chunks are balanced: a document of 1.2 budgets gives two chunks of about 0.6, not 1.0 and 0.2.
-    A sentence longer than the budget is cut at a token boundary.
+    Each chunk costs a generate() call, so the count comes first: as few chunks as sentence cuts allow.
+    Among those, chunks are balanced: a document of 1.2 budgets gives two chunks of about 0.6, not 1.0
+    and 0.2, so a batch of them carries little padding. A sentence longer than the budget is cut at a
+    token boundary.
     """
     if budget < 1:
         raise ValueError("budget must be at least 1 token")
@@ -71,17 +72,30 @@ def split_tokens(encoded: Encoded, text: str, budget: int, language: str | None 
         return [(0, total)]
     token_starts = encoded.starts
     boundaries = sorted({bisect.bisect_left(token_starts, c) for c in sentence_starts(text, language)} - {0, total})
+
+    def cuts_from(start: int) -> list[int]:
+        """Where the chunk that begins at `start` may end: a sentence start that fits, else the budget."""
+        fitting = boundaries[bisect.bisect_right(boundaries, start) : bisect.bisect_right(boundaries, start + budget)]
+        return fitting or [start + budget]
+
+    fewest_memo: dict[int, int] = {}
+
+    def fewest(start: int) -> int:
+        """Chunks needed from `start` to the end: always cutting as late as possible needs the fewest."""
+        if start not in fewest_memo:
+            position, count = start, 1
+            while total - position > budget:
+                position, count = cuts_from(position)[-1], count + 1
+            fewest_memo[start] = count
+        return fewest_memo[start]
+
     ranges = []
     start = 0
     while total - start > budget:
-        remaining_chunks = math.ceil((total - start) / budget)
-        target = start + math.ceil((total - start) / remaining_chunks)
-        limit = start + budget
-        lo = bisect.bisect_right(boundaries, start)
-        hi = bisect.bisect_right(boundaries, limit)
-        candidates = boundaries[lo:hi]
-        above = [b for b in candidates if b >= target]
-        end = above[0] if above else (candidates[-1] if candidates else limit)
+        left = fewest(start)
+        target = start + (total - start) / left
+        usable = [c for c in cuts_from(start) if fewest(c) == left - 1]  # never adds a chunk
+        end = min(usable, key=lambda c: abs(c - target))
         ranges.append((start, end))
         start = end
     ranges.append((start, total))

@@ -112,6 +112,34 @@ def test_every_chunk_fits_and_cuts_fall_on_sentence_starts(tokenizer):
         assert text[encoded.starts[end] :].startswith("Sentence")
 
 
+def _one_token_per_character(sentence_lengths: list[int]):
+    """A text of sentences of exactly these lengths (the space after each included), encoded as one token
+    per character, so chunk sizes are known exactly."""
+    from array import array
+
+    from summarize_cli.tokenizer import Encoded
+
+    text = " ".join("x" * (n - 2) + "." for n in sentence_lengths)
+    return Encoded(array("l", [1] * len(text)), array("l", range(len(text))), array("l", range(1, len(text) + 1))), text
+
+
+def test_chunks_are_as_few_as_sentence_cuts_allow():
+    """Each chunk is a generate() call: balancing must never cost one more than cutting as late as possible."""
+    encoded, text = _one_token_per_character([41, 30, 49, 10, 57, 29])
+    assert split_tokens(encoded, text, 60) == [(0, 41), (41, 71), (71, 130), (130, 187), (187, 215)]
+
+
+def test_chunks_are_balanced_among_the_fewest():
+    """1003 tokens with no sentence start near the middle need three chunks: about a third each, not
+    482, 273 and 248 (a batch is as long as its longest chunk)."""
+    lengths = [18, 11, 19, 15, 48, 7, 33, 17, 9, 14, 21, 24, 29, 6, 15, 20, 11, 11, 41, 46, 11, 48, 8, 25, 33]
+    lengths += [20, 35, 37, 5, 18, 14, 5, 22, 5, 26, 28, 25, 64, 17, 5, 19, 24, 19, 5, 32, 6, 18, 5, 10]
+    encoded, text = _one_token_per_character(lengths)
+    ranges = split_tokens(encoded, text, 505)
+    assert len(encoded.ids) == 1003
+    assert [b - a for a, b in ranges] == [328, 341, 334]
+
+
 def test_sentence_longer_than_the_budget_is_cut_at_tokens(tokenizer):
     text = words(500)  # no punctuation at all
     encoded = tokenizer.encode(text)
