@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
 import os
 import re
 import sys
@@ -18,7 +17,7 @@ from summarize_cli import cli_options as opt
 from summarize_cli.cli_common import DefaultCommand, DefaultGroup, handle_errors, say, show_progress
 from summarize_cli.cli_eval import evaluate
 from summarize_cli.cli_options import IO, RAY
-from summarize_cli.errors import SummarizeError
+from summarize_cli.errors import EXIT_SIGPIPE, SummarizeError
 from summarize_cli.specs import GenerationSpec
 
 CONTEXT = {"help_option_names": ["-h", "--help"]}
@@ -514,22 +513,38 @@ def _without_existing(items, writing) -> tuple[list, int]:
 
 
 def main() -> None:
-    """Console-script entry point: SIGTERM stops a run the way Ctrl-C does."""
+    """Console-script entry point."""
+    _exit_now(run())
+
+
+def run() -> int:
+    """The command line run to its exit code, without exiting: SIGTERM stops a run the way Ctrl-C does."""
     signals.install()
     try:
         app(prog_name="summarize", args=ray_address_argument(sys.argv[1:]))
-        code = 0
     except SystemExit as exc:
-        code = exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
+        return exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
+    return 0
+
+
+def _exit_now(code: int) -> None:
+    """Exit once the output is flushed and the exit handlers (Ray's shutdown, temporary folders) have run,
+    without the interpreter's teardown: freeing a loaded model and every module costs a one-off 0.1 to
+    0.2 s, and with a worker still in a native generate() (a signal stopped the run) it would wait for it."""
+    import atexit
+
     from summarize_cli import worker
 
-    if worker.busy():  # a signal stopped the run mid-generate: do not wait for the native call to return
-        for stream in (sys.stdout, sys.stderr):
-            with contextlib.suppress(Exception):
-                stream.flush()
-        worker.cleanup()
-        os._exit(code)
-    sys.exit(code)
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.flush()
+        except BrokenPipeError:
+            code = code or EXIT_SIGPIPE
+        except (OSError, ValueError):
+            code = code or 1
+    worker.cleanup()
+    atexit._run_exitfuncs()
+    os._exit(code)
 
 
 def ray_address_argument(args: list[str]) -> list[str]:

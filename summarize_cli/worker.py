@@ -20,20 +20,44 @@ _DONE = object()
 
 def call(function: Callable[[], T]) -> T:
     """`function()` in a worker thread; its exception, if any, is raised here."""
+    finished, outcome = _spawn(function, track=True)
+    while not finished.wait(_SLICE):  # not Thread.join: a signal during join() marks the thread stopped
+        pass
+    return _unwrap(outcome)
+
+
+def in_background(function: Callable[[], T]) -> Callable[[], T]:
+    """Start `function()` in a daemon thread now; the returned call waits for its value (or raises its
+    exception). For native work that releases the GIL, so two loads overlap."""
+    finished, outcome = _spawn(function, track=False)
+
+    def wait() -> T:
+        finished.wait()
+        return _unwrap(outcome)
+
+    return wait
+
+
+def _spawn(function: Callable[[], T], track: bool) -> tuple[threading.Event, list]:
     outcome: list = []
     finished = threading.Event()
 
     def target() -> None:
         try:
             outcome.append((True, function()))
-        except BaseException as exc:  # noqa: BLE001 - handed to the main thread as it is
+        except BaseException as exc:  # noqa: BLE001 - handed to whoever waits, as it is
             outcome.append((False, exc))
         finally:
             finished.set()
 
-    _start(target)
-    while not finished.wait(_SLICE):  # not Thread.join: a signal during join() marks the thread stopped
-        pass
+    if track:
+        _start(target)
+    else:
+        threading.Thread(target=target, name="summarize-loader", daemon=True).start()
+    return finished, outcome
+
+
+def _unwrap(outcome: list):
     ok, value = outcome[0]
     if not ok:
         raise value

@@ -167,10 +167,10 @@ def test_seeded_sampling_is_repeatable_on_ctranslate2(tiny_model):
 def test_cached_ctranslate2_run_imports_neither_torch_nor_transformers(tiny_model, samples):
     load_engine(str(tiny_model), backend="ctranslate2")  # make sure the conversion is cached
     code = (
-        "import sys\nfrom summarize_cli.cli import main\n"
+        "import sys\nfrom summarize_cli.cli import run\n"
         f"sys.argv = ['summarize', '-m', {str(tiny_model)!r}, {str(samples / 'solar-school.txt')!r}, '-q',"
         " '--max-length', '8', '--backend', 'ctranslate2']\n"
-        "try:\n    main()\nexcept SystemExit as exit:\n    assert not exit.code, exit.code\n"
+        "assert run() == 0\n"
         "print(sorted(m for m in ('torch', 'transformers') if m in sys.modules), file=sys.stderr)\n"
     )
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)

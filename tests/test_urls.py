@@ -221,8 +221,8 @@ def test_extract_prints_the_text_of_every_format_without_a_model(tmp_path, site)
     (tmp_path / "gbk.txt").write_bytes("城市绿地在周末开放。".encode("gbk"))
     files = [str(tmp_path / n) for n in ("page.html", "report.pdf", "memo.docx", "gbk.txt")]
     code = (
-        "import sys; from summarize_cli.cli import main; sys.argv = ['summarize', '--extract', '-f', 'jsonl', "
-        f"*{files!r}]; main()"
+        "import sys; from summarize_cli.cli import run; sys.argv = ['summarize', '--extract', '-f', 'jsonl', "
+        f"*{files!r}]; assert run() == 0"
     )
     report = "print(sorted(m for m in ('torch', 'transformers', 'ctranslate2') if m in sys.modules), file=sys.stderr)"
     done = subprocess.run(

@@ -182,31 +182,17 @@ def is_converted(folder: Path) -> bool:
     return (folder / _DONE).is_file() and (folder / "model.bin").is_file()
 
 
-class CTranslate2Backend:
-    """Runs a converted model with ctranslate2.Translator; generate() takes and returns id lists."""
-
-    name = "ctranslate2"
+class Translator:
+    """A ctranslate2.Translator and how it was laid out on the device; made apart from the backend so it
+    can load (native code, without the GIL) while the tokenizer loads."""
 
     def __init__(
-        self,
-        folder: Path,
-        device: str,
-        device_index: int,
-        compute_type: str,
-        threads: int | None,
-        id_to_token: Callable[[int], str],
-        token_to_id: Callable[[str], int | None],
-        eos_id: int | None,
-        pad_id: int,
-        forced_bos_id: int | None = None,
-        one_replica: bool = False,
+        self, folder: Path, device: str, device_index: int, compute_type: str, threads: int | None, one_replica: bool
     ):
         import ctranslate2
 
-        self._ct2 = ctranslate2
         self.device = device if device == "cpu" else f"cuda:{device_index}"
         self.precision = compute_type
-        self.notes: list[str] = []
         self.threads = threads or physical_cores()
         # On CPU one single-threaded replica per core beats one replica using every core for a stream of
         # batches: decoding steps are too small to split well, so sub-batches run side by side instead. A
@@ -224,6 +210,29 @@ class CTranslate2Backend:
             )
         except (RuntimeError, ValueError) as exc:
             raise ModelLoadError(f"cannot load the converted model in {folder}: {exc}") from None
+
+
+class CTranslate2Backend:
+    """Runs a converted model with ctranslate2.Translator; generate() takes and returns id lists."""
+
+    name = "ctranslate2"
+
+    def __init__(
+        self,
+        translator: Translator,
+        id_to_token: Callable[[int], str],
+        token_to_id: Callable[[str], int | None],
+        eos_id: int | None,
+        pad_id: int,
+        forced_bos_id: int | None = None,
+    ):
+        import ctranslate2
+
+        self._ct2 = ctranslate2
+        self.translator = translator.translator
+        self.device, self.precision = translator.device, translator.precision
+        self.threads, self.replicas = translator.threads, translator.replicas
+        self.notes: list[str] = []
         self._id_to_token = id_to_token
         self._token_to_id = token_to_id
         self.eos_id, self.pad_id = eos_id, pad_id
