@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Iterable, Iterator
+from collections import deque
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 
-from summarize_cli.backends import Backend
+from summarize_cli.backends import Backend, submit
 from summarize_cli.batcher import length_batches
 from summarize_cli.chunker import split_tokens, trim_to_sentence
 from summarize_cli.documents import IDLE, Document, Problem, Result
@@ -37,6 +38,28 @@ class _Work:
     def start_round(self, pieces: list[list[int]]) -> None:
         self.pieces = pieces
         self.outputs = [None] * len(pieces)
+
+
+class _Window:
+    """A window's documents (and the problems riding along) in input order, with its batches in flight."""
+
+    def __init__(self, slots: list[_Work | Problem | Result]):
+        self.slots: list = slots
+        self.emitted = 0
+        self.batches: deque[tuple[list[tuple[_Work, int]], Callable[[], list[list[int]]], float]] = deque()
+
+    def ready(self) -> Iterator[Result | Problem]:
+        """What is done at the front, in order; each slot is let go once yielded."""
+        while self.emitted < len(self.slots):
+            slot = self.slots[self.emitted]
+            if isinstance(slot, _Work):
+                if slot.result is None:
+                    return
+                yield slot.result
+            else:
+                yield slot
+            self.slots[self.emitted] = None  # let the text go
+            self.emitted += 1
 
 
 def windows(items: Iterable, size: int) -> Iterator[tuple[list, bool]]:
@@ -80,6 +103,7 @@ class Summarizer:
         self.long_mode = long_mode
         self.force = force  # summarise even a text shorter than a summary would be
         self.window = window or max(4 * self.batch_size, 16)
+        self._last_done = 0.0
         self.prefix_ids = tokenizer.encode(settings.prefix).ids if settings.prefix else []
         self.budget = tokenizer.model_max_length - tokenizer.special_count - len(self.prefix_ids)
         if self.budget < 16:
@@ -91,50 +115,55 @@ class Summarizer:
     def summarize(self, items: Iterable[Document | Problem | Result]) -> Iterator[Result | Problem]:
         """Yield a Result or Problem for every item, in order, as soon as it and all before it are done.
         Problems, and Results made earlier (the result cache's), pass through in their place; IDLE (a live
-        feed paused) runs what has arrived at once, without waiting for a full window."""
-        for window, _ in windows(items, self.window):
+        feed paused) runs what has arrived at once, without waiting for a full window.
+
+        A full window's batches are queued before the previous window is finished, so a backend that runs
+        batches side by side (CTranslate2's replicas) never idles at a window's last batch."""
+        in_flight: deque[_Window] = deque()
+        for window, paused in windows(items, self.window):
             if window:
-                yield from self._run_window(window)
+                in_flight.append(self._open(window))
+            while in_flight and (paused or len(in_flight) > 1):
+                yield from self._finish(in_flight.popleft())
+        while in_flight:
+            yield from self._finish(in_flight.popleft())
 
-    def _run_window(self, window: list[Document | Problem]) -> Iterator[Result | Problem]:
-        slots: list[_Work | Problem] = [self._prepare(i) if isinstance(i, Document) else i for i in window]
-        emitted = 0
+    def _open(self, window: list[Document | Problem | Result]) -> _Window:
+        """Encode and chunk the window's documents and queue their first round."""
+        opened = _Window([self._prepare(i) if isinstance(i, Document) else i for i in window])
+        self._submit(opened)
+        return opened
 
-        def ready() -> Iterator[Result | Problem]:
-            nonlocal emitted
-            while emitted < len(slots):
-                slot = slots[emitted]
-                if isinstance(slot, _Work):
-                    if slot.result is None:
-                        return
-                    yield slot.result
-                else:
-                    yield slot
-                slots[emitted] = None  # type: ignore[call-overload]  # let the text go
-                emitted += 1
+    def _submit(self, window: _Window) -> None:
+        """Queue every piece still to summarise, in batches of similar length."""
+        tasks = [
+            (work, k)
+            for work in window.slots
+            if isinstance(work, _Work) and work.result is None
+            for k in range(len(work.pieces))
+        ]
+        for batch in length_batches(tasks, self.batch_size, lambda t: len(t[0].pieces[t[1]])):
+            inputs = [self.tokenizer.wrap(self.prefix_ids, work.pieces[k]) for work, k in batch]
+            window.batches.append((batch, submit(self.backend, inputs, self.settings), time.perf_counter()))
 
-        yield from ready()
-        while True:
-            tasks = [
-                (work, k)
-                for work in slots
-                if isinstance(work, _Work) and work.result is None
-                for k in range(len(work.pieces))
-            ]
-            if not tasks:
-                break
-            for batch in length_batches(tasks, self.batch_size, lambda t: len(t[0].pieces[t[1]])):
-                started = time.perf_counter()
-                inputs = [self.tokenizer.wrap(self.prefix_ids, work.pieces[k]) for work, k in batch]
-                outputs = self.backend.generate(inputs, self.settings)
-                share = (time.perf_counter() - started) / len(batch)
+    def _finish(self, window: _Window) -> Iterator[Result | Problem]:
+        """Wait for the window's batches in turn, round after round, yielding results as they complete."""
+        yield from window.ready()
+        while window.batches:
+            while window.batches:
+                batch, outputs_of, submitted = window.batches.popleft()
+                outputs = outputs_of()
+                done = time.perf_counter()
+                share = (done - max(submitted, self._last_done)) / len(batch)  # the wall time it added
+                self._last_done = done
                 for (work, k), output in zip(batch, outputs, strict=True):
                     work.outputs[k] = output
                     work.seconds += share
                 for work in {id(w): w for w, _ in batch}.values():
                     if all(o is not None for o in work.outputs):
                         self._advance(work)
-                yield from ready()
+                yield from window.ready()
+            self._submit(window)  # the next round: chunk summaries to reduce
 
     def _prepare(self, document: Document) -> _Work:
         encoded = self.tokenizer.encode(document.text)

@@ -44,6 +44,7 @@ def test_ctranslate2_float32_gives_the_same_tokens_as_torch(tiny_model, samples,
     from_ct2 = ct2_engine.backend.generate(inputs, gen)
     assert all(len(ids) >= settings["min_length"] for ids in from_torch)
     assert from_ct2 == from_torch
+    assert ct2_engine.backend.submit(inputs, gen)() == from_torch  # queued on the replicas: the same tokens
 
 
 def test_conversion_happens_once_and_is_keyed_by_compute_type(tiny_model):
@@ -196,6 +197,7 @@ def test_bart_and_pegasus_give_the_same_tokens_on_both_backends(bart_family_mode
     from_torch = torch_engine.backend.generate(inputs, gen)
     assert all(len(ids) == settings["max_length"] for ids in from_torch)  # forced <s>/</s> do not count
     assert ct2_engine.backend.generate(inputs, gen) == from_torch
+    assert ct2_engine.backend.submit(inputs, gen)() == from_torch  # queued: forced <s> dropped all the same
 
 
 def test_model_without_summarisation_parameters_gets_defaults_and_no_prefix(bart_family_model, samples):

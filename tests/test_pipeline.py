@@ -8,7 +8,7 @@ import pytest
 from conftest import EchoBackend
 
 from summarize_cli.chunker import sentence_starts, split_tokens
-from summarize_cli.documents import Document, Problem, Result
+from summarize_cli.documents import IDLE, Document, Problem, Result
 from summarize_cli.errors import SettingsError
 from summarize_cli.pipeline import Summarizer
 from summarize_cli.settings import GenerationSettings
@@ -175,3 +175,57 @@ def test_samples_long_article_is_summarised_in_chunks_and_reduced(tokenizer, sam
     lengths = [n for batch in backend.batches for n in batch]
     assert len(lengths) == result.chunks + 1 and max(lengths) <= tokenizer.model_max_length
     assert result.summary == tokenizer.decode(list(encoded.ids[:8]))
+
+
+class QueueingBackend(EchoBackend):
+    """Like CTranslate2's replicas: submit() queues a batch and returns a call that waits for it. The log
+    says when each batch (numbered in submission order) was queued and when its outputs were taken."""
+
+    def __init__(self, prefix_len: int, keep: int):
+        super().__init__(prefix_len, keep)
+        self.log: list[tuple[str, int]] = []
+
+    def submit(self, inputs, settings):
+        number = sum(1 for event, _ in self.log if event == "queued")
+        self.log.append(("queued", number))
+        outputs = self.generate(inputs, settings)
+
+        def wait():
+            self.log.append(("taken", number))
+            return outputs
+
+        return wait
+
+
+def test_next_window_is_queued_before_the_last_batch_of_the_previous_is_taken(tokenizer):
+    """No idle tail: while the last batch of a window runs, the next window's batches wait behind it."""
+    backend = QueueingBackend(prefix_len=len(tokenizer.encode("summarize: ").ids), keep=4)
+    settings = GenerationSettings(prefix="summarize: ", min_length=1)
+    summarizer = Summarizer(backend, tokenizer, settings, batch_size=2, window=4)
+    docs = [Document(f"d{i}", words(10 + i, start=100 * i)) for i in range(8)]
+    results = list(summarizer.summarize(docs))
+    assert [r.source for r in results] == [d.source for d in docs]
+    assert [r.summary for r in results] == [tokenizer.decode(tokenizer.encode(d.text).ids[:4]) for d in docs]
+    # windows of 4 documents, batches of 2: batches 0-1 are the first window, 2-3 the second
+    assert backend.log == [
+        ("queued", 0), ("queued", 1), ("queued", 2), ("queued", 3),
+        ("taken", 0), ("taken", 1), ("taken", 2), ("taken", 3),
+    ]  # fmt: skip
+
+
+def test_a_paused_feed_finishes_what_arrived_before_reading_on(tokenizer):
+    """A live feed (IDLE): what has arrived is summarised and yielded before the next line is awaited."""
+    backend = QueueingBackend(prefix_len=len(tokenizer.encode("summarize: ").ids), keep=4)
+    summarizer = Summarizer(backend, tokenizer, GenerationSettings(prefix="summarize: ", min_length=1), 2, window=4)
+    seen: list[str] = []
+
+    def feed():
+        yield Document("first", words(12))
+        yield IDLE
+        seen.append(f"read on after {len(backend.log)} events")
+        yield Document("second", words(12, start=50))
+
+    out = summarizer.summarize(feed())
+    assert next(out).source == "first"
+    assert backend.log == [("queued", 0), ("taken", 0)] and seen == []
+    assert [r.source for r in out] == ["second"] and seen == ["read on after 2 events"]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from typing import Protocol
 
 from summarize_cli.settings import GenerationSettings
@@ -21,6 +22,23 @@ class Backend(Protocol):
         ...
 
     def generate(self, inputs: list[list[int]], settings: GenerationSettings) -> list[list[int]]: ...
+
+
+def submit(backend: Backend, inputs: list[list[int]], settings: GenerationSettings) -> Callable[[], list[list[int]]]:
+    """Start generate() on a batch; the returned call waits for its outputs. A backend that runs batches
+    side by side (CTranslate2's replicas) queues them at once, so no core idles between two batches; any
+    other computes the batch when it is first waited for."""
+    queue = getattr(backend, "submit", None)
+    if queue is not None:
+        return queue(inputs, settings)
+    outputs: list[list[list[int]]] = []
+
+    def wait() -> list[list[int]]:
+        if not outputs:
+            outputs.append(backend.generate(inputs, settings))
+        return outputs[0]
+
+    return wait
 
 
 def strip_special(ids: list[int], eos_id: int | None, pad_id: int | None) -> list[int]:

@@ -253,6 +253,23 @@ class CTranslate2Backend:
         return notes
 
     def generate(self, inputs: list[list[int]], settings: GenerationSettings) -> list[list[int]]:
+        source, options, skip = self._request(inputs, settings)
+        if settings.seed is not None:
+            self._ct2.set_random_seed(settings.seed)
+        return [self._summary_ids(r, skip) for r in self.translator.translate_batch(source, **options)]
+
+    def submit(self, inputs: list[list[int]], settings: GenerationSettings) -> Callable[[], list[list[int]]]:
+        """Queue the batch on the replicas and return a call that waits for it. Sampling runs at once, a
+        batch at a time: the random stream is then consumed in one order, so a seed repeats its summaries."""
+        if settings.do_sample:
+            outputs = self.generate(inputs, settings)
+            return lambda: outputs
+        source, options, skip = self._request(inputs, settings)
+        pending = self.translator.translate_batch(source, asynchronous=True, **options)
+        return lambda: [self._summary_ids(r.result(), skip) for r in pending]
+
+    def _request(self, inputs: list[list[int]], settings: GenerationSettings) -> tuple[list, dict, int]:
+        """The batch as tokens, translate_batch's options, and how many forced tokens lead each output."""
         source = [[self._id_to_token(i) for i in ids] for ids in inputs]
         options = {
             "beam_size": 1 if settings.do_sample else settings.num_beams,
@@ -273,10 +290,7 @@ class CTranslate2Backend:
             options["max_decoding_length"] += 1
             options["min_decoding_length"] += 1
             skip = 1
-        if settings.seed is not None:
-            self._ct2.set_random_seed(settings.seed)
-        results = self.translator.translate_batch(source, **options)
-        return [
-            strip_special([self._token_to_id(t) for t in r.hypotheses[0][skip:]], self.eos_id, self.pad_id)
-            for r in results
-        ]
+        return source, options, skip
+
+    def _summary_ids(self, result, skip: int) -> list[int]:
+        return strip_special([self._token_to_id(t) for t in result.hypotheses[0][skip:]], self.eos_id, self.pad_id)
