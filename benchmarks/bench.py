@@ -1,13 +1,17 @@
 #!/usr/bin/env python3
 """Speed of `summarize` against the naive one-generate()-per-document loop, as whole processes.
 
-usage: python benchmarks/bench.py [--docs 16] [--repeat 1] [--work DIR] [--skip-naive]
+usage: python benchmarks/bench.py [--docs 16] [--repeat 1] [--work DIR] [--skip-naive] [--skip-ray] [--flat N]
 
 Uses ../shared/bench/ (make_model.py builds a random-weight model of t5-small's exact shape, corpus.jsonl
 holds news-length documents, baseline.py is the naive loop). Every variant summarises the same documents
 with the summary length forced equal (--min-length 60 --max-length 60) and the input truncated to 512
 tokens, and is timed from process start to exit (imports, model load and all documents). Prints a
 Markdown table; peak RSS is the process's maximum resident set size.
+
+Also printed: `--version` beside a bare `python -c pass`, `--help` beside a bare Typer app with as many
+options, the engine floor (CTranslate2's translate_batch alone, everything loaded: no change above the
+engine can beat it on this machine), and a flat-throughput run (--flat N documents in one process).
 """
 
 from __future__ import annotations
@@ -86,6 +90,7 @@ def main() -> None:
     conversion = time.perf_counter() - started
 
     rows = []
+    naive_rate: dict[int, float | None] = {}
     for beams in (4, 1):
         variants = {}
         if not args.skip_naive:
@@ -105,6 +110,7 @@ def main() -> None:
             wall, rss = median_run(cmd, args.repeat, None if "baseline" in cmd[1] else corpus, run_env)
             rate = args.docs / wall
             base = base or (rate if name.startswith("naive") else None)
+            naive_rate[beams] = base
             ratio = f"{rate / base:.1f}x" if base else "n/a"
             rows.append(
                 (
@@ -142,6 +148,15 @@ def main() -> None:
         wall, rss = median_run(cmd, max(args.repeat, 5), env=env)
         rows.append(("single process", name, f"{wall:.2f} s", "", "", f"{rss:.0f}"))
         print(rows[-1], file=sys.stderr)
+
+    one, many = _engine_floor(args.work / "cache", model, article, corpus)
+    floor_one = "translate_batch alone: the article, truncated, one replica"
+    rows.append(("single process", floor_one, f"{one:.2f} s", "", "", ""))
+    base = naive_rate.get(4)
+    ratio = f"{args.docs / many / base:.1f}x" if base else "n/a"
+    name = f"translate_batch alone: {args.docs} docs, 4 beams, a replica per core"
+    rows.append((f"{args.docs} docs, 4 beams", name, f"{many:.1f} s", f"{args.docs / many:.2f}", ratio, ""))
+    print(*rows[-2:], sep="\n", file=sys.stderr)
 
     if args.flat:
         rows.append(_flat_throughput(args, batch, env))
@@ -199,6 +214,53 @@ def _flat_throughput(args, batch: list[str], env: dict) -> tuple:
         "",
         "",
     )
+
+
+_FLOOR = """
+import json, sys, time
+import ctranslate2
+from summarize_cli.tokenizer import TextTokenizer
+from pathlib import Path
+folder, model, article, corpus, cores, tokens = sys.argv[1:7]
+cores, tokens = int(cores), int(tokens)
+tok = TextTokenizer.from_dir(Path(model))
+prefix = tok.encode("summarize: ").ids
+def source(text):
+    return [tok.id_to_token(i) for i in tok.wrap(prefix, tok.encode(text).ids[: 512 - 1 - len(prefix)])]
+options = dict(beam_size=4, length_penalty=2.0, no_repeat_ngram_size=3, min_decoding_length=tokens,
+               max_decoding_length=tokens, max_input_length=0)
+one = ctranslate2.Translator(folder, device="cpu", compute_type="int8", intra_threads=cores, inter_threads=1)
+first = [source(open(article, encoding="utf-8").read())]
+one.translate_batch(first, **options)  # warm
+times = []
+for _ in range(3):
+    started = time.perf_counter()
+    one.translate_batch(first, **options)
+    times.append(time.perf_counter() - started)
+del one
+many = ctranslate2.Translator(folder, device="cpu", compute_type="int8", intra_threads=1, inter_threads=cores)
+docs = [source(json.loads(line)["text"]) for line in open(corpus, encoding="utf-8")]
+started = time.perf_counter()
+many.translate_batch(docs, max_batch_size=4, **options)
+print(json.dumps({"one": sorted(times)[1], "batch": time.perf_counter() - started}))
+"""
+
+
+def _engine_floor(cache: Path, model: Path, article: Path, corpus: Path) -> tuple[float, float]:
+    """CTranslate2's translate_batch alone, in a process that has already loaded everything: what no
+    change above the engine can beat on this machine (4 beams, the model's own settings)."""
+    [folder] = [p for p in (cache / "ctranslate2").glob("*-int8") if p.is_dir()]
+    from summarize_cli.backends import physical_cores
+
+    cores = str(physical_cores())
+    out = subprocess.run(
+        [sys.executable, "-c", _FLOOR, str(folder), str(model), str(article), str(corpus), cores, str(OUT_TOKENS)],
+        check=True,
+        capture_output=True,
+        text=True,
+    )
+    seconds = json.loads(out.stdout)
+    return seconds["one"], seconds["batch"]
 
 
 def _tail_rate(stamps: list[float], last: int) -> float:

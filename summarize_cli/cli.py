@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import sys
@@ -18,7 +19,6 @@ from summarize_cli.cli_common import DefaultCommand, DefaultGroup, handle_errors
 from summarize_cli.cli_eval import evaluate
 from summarize_cli.cli_options import IO, RAY
 from summarize_cli.errors import EXIT_SIGPIPE, SummarizeError
-from summarize_cli.specs import GenerationSpec
 
 CONTEXT = {"help_option_names": ["-h", "--help"]}
 app = typer.Typer(
@@ -367,7 +367,9 @@ def show_config(ctx: typer.Context) -> None:
     """Show the config file's path and every option's value in effect, with where it comes from."""
     from summarize_cli.cli_common import long_options
     from summarize_cli.config import config_path
+    from summarize_cli.specs import GenerationSpec
 
+    model_own = {f.name for f in fields(GenerationSpec)} | {"batch_size", "threads"}  # None: the model decides
     path = config_path()
     group = ctx.parent.command if ctx.parent is not None else None
     maps = (ctx.parent.default_map if ctx.parent is not None else None) or {}
@@ -384,13 +386,10 @@ def show_config(ctx: typer.Context) -> None:
             where = {"DEFAULT_MAP": "config file", "ENVIRONMENT": f"env {param.envvar}"}.get(
                 source.name if source else "", "default"
             )
-            unset = "the model's own" if param.name in MODEL_OWN else "not set"
+            unset = "the model's own" if param.name in model_own else "not set"
             shown_value = unset if value is None else _toml(value)
             lines.append(f"{key} = {shown_value}  # {where}" if value is not None else f"# {key}: {shown_value}")
     typer.echo("\n".join(line for line in lines if line is not None).strip("\n"))
-
-
-MODEL_OWN = {f.name for f in fields(GenerationSpec)} | {"batch_size", "threads"}  # None: the model decides
 
 
 def _toml(value) -> str:
@@ -523,7 +522,14 @@ def run() -> int:
     try:
         app(prog_name="summarize", args=ray_address_argument(sys.argv[1:]))
     except SystemExit as exc:
+        if exc.code == 1 and type(sys.stdout).__name__ == "PacifyFlushWrapper":
+            return EXIT_SIGPIPE  # Click's own answer to a closed pipe (--help | head): exit 1, stdout pacified
         return exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
+    except BrokenPipeError:  # --help into `head`: the commands handle their own output, this is Click's
+        return EXIT_SIGPIPE
+    except OSError as exc:  # --help into a full device
+        sys.stderr.write(f"Error: cannot write to standard output: {exc.strerror or exc}\n")
+        return 1
     return 0
 
 
@@ -535,16 +541,25 @@ def _exit_now(code: int) -> None:
 
     from summarize_cli import worker
 
+    code = flush_output(code)
+    worker.cleanup()
+    atexit._run_exitfuncs()
+    os._exit(code)
+
+
+def flush_output(code: int) -> int:
+    """Flush stdout and stderr; the exit code a failed flush calls for (a closed pipe 141, else 1)."""
     for stream in (sys.stdout, sys.stderr):
         try:
             stream.flush()
         except BrokenPipeError:
             code = code or EXIT_SIGPIPE
-        except (OSError, ValueError):
+        except (OSError, ValueError) as exc:
+            if stream is sys.stdout and not code:
+                with contextlib.suppress(OSError, ValueError):
+                    sys.stderr.write(f"Error: cannot write to standard output: {getattr(exc, 'strerror', exc)}\n")
             code = code or 1
-    worker.cleanup()
-    atexit._run_exitfuncs()
-    os._exit(code)
+    return code
 
 
 def ray_address_argument(args: list[str]) -> list[str]:

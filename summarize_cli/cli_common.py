@@ -11,9 +11,22 @@ import typer
 from rich.console import Console
 from typer.core import TyperCommand, TyperGroup
 
-from summarize_cli.errors import EXIT_SIGINT, EXIT_SIGTERM, SettingsError, SummarizeError, Terminated
+from summarize_cli.errors import EXIT_SIGINT, EXIT_SIGPIPE, EXIT_SIGTERM, SettingsError, SummarizeError, Terminated
 
 stderr = Console(stderr=True, highlight=False, soft_wrap=True)
+
+
+def _closed_pipe(console: Console) -> None:
+    """Rich's answer to a closed stdout, with the exit code every other closed pipe gets here (141, not
+    Rich's 1): Typer prints --help through a Rich console of its own, so the hook is set on the class."""
+    if console.quiet:
+        return
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, sys.stdout.fileno())  # the interpreter's last flush then goes nowhere, quietly
+    raise SystemExit(EXIT_SIGPIPE)
+
+
+Console.on_broken_pipe = _closed_pipe
 
 
 def say(lines: list[str]) -> None:

@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-import json
-import shlex
 import sys
 import time
 from dataclasses import dataclass, fields, replace
 from enum import Enum
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
@@ -17,8 +15,9 @@ from summarize_cli import cli_options as opt
 from summarize_cli import worker
 from summarize_cli.cli_common import handle_errors, progress_bar, say, show_progress, status
 from summarize_cli.cli_options import IO
-from summarize_cli.report import count
-from summarize_cli.specs import GenerationSpec, ModelSpec, RunSpec
+
+if TYPE_CHECKING:  # imported when a run is built: --help needs none of it
+    from summarize_cli.specs import RunSpec
 
 # `summarize eval` on its own: the main app registers the same function; --compare parses with this one
 eval_app = typer.Typer(
@@ -119,7 +118,10 @@ def evaluate(
     quiet: opt.Quiet = False,
 ) -> None:
     """Score summaries against references with ROUGE-1/2/L/Lsum F1, beside Lead-3 and other settings."""
+    import json
+
     from summarize_cli import evaluate as ev
+    from summarize_cli.specs import RunSpec
 
     base = System(
         RunSpec(
@@ -189,7 +191,11 @@ def evaluate(
 
 def _compare_system(spec: str, base: System) -> System:
     """Options given in a --compare string, laid over the first system's."""
+    import shlex
+
     from typer.main import get_command
+
+    from summarize_cli.specs import GenerationSpec, ModelSpec
 
     command = get_command(eval_app)
     try:
@@ -247,6 +253,8 @@ def _run_model(system: System, examples, show: bool, routable: dict) -> tuple[li
 
 
 def _write_per_document(path: Path, reports) -> None:
+    import json
+
     lines = "".join(json.dumps(d, ensure_ascii=False) + "\n" for r in reports for d in r.per_document)
     if str(path) == "-":
         sys.stdout.write(lines)
@@ -261,6 +269,8 @@ def _print_table(reports, counts: dict[str, int]) -> None:
     from rich.console import Console
     from rich.markup import escape
     from rich.table import Table
+
+    from summarize_cli.report import count
 
     how = ", ".join(f"{kind} for {count(n, 'document')}" for kind, n in sorted(counts.items()))
     table = Table(title="ROUGE F1 (x100)", caption=f"tokenisation: {how}; length: mean summary length in ROUGE tokens")

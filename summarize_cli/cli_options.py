@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 from enum import Enum
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from summarize_cli.specs import GenerationSpec, ModelSpec
+if TYPE_CHECKING:  # the specs are imported when built: --help needs none of them
+    from summarize_cli.specs import GenerationSpec, ModelSpec
+
 
 GEN = "Generation (each overrides the model's own default)"
 IO = "Inputs and outputs"
@@ -163,6 +165,8 @@ def model_spec(
     batch_size: int | None,
 ) -> ModelSpec:
     """The model options of either command as a ModelSpec."""
+    from summarize_cli.specs import ModelSpec
+
     return ModelSpec(
         model=model,
         backend=backend.value,
@@ -193,6 +197,8 @@ def generation_spec(
     force: bool = False,
 ) -> GenerationSpec:
     """The generation options of either command as a GenerationSpec, checked before any model loads."""
+    from summarize_cli.specs import GenerationSpec
+
     return GenerationSpec(
         num_beams=num_beams,
         do_sample=do_sample,

@@ -20,6 +20,9 @@ def config_path() -> Path:
     """$SUMMARIZE_CONFIG, else config.toml in the user config folder (~/.config/summarize-cli on Linux)."""
     if os.environ.get(ENV):
         return Path(os.environ[ENV]).expanduser()
+    if sys.platform.startswith("linux"):  # what platformdirs says there, without importing it for every run
+        base = os.environ.get("XDG_CONFIG_HOME", "").strip() or os.path.expanduser("~/.config")
+        return Path(base) / "summarize-cli" / "config.toml"
     from platformdirs import user_config_dir
 
     return Path(user_config_dir("summarize-cli")) / "config.toml"
@@ -27,16 +30,16 @@ def config_path() -> Path:
 
 def read_config(path: Path) -> dict:
     """The file's tables as dicts; {} when there is no file. Unreadable or invalid TOML is an error."""
-    if sys.version_info >= (3, 11):
-        import tomllib
-    else:  # pragma: no cover - Python 3.10
-        import tomli as tomllib
     try:
         raw = path.read_bytes()
     except FileNotFoundError:
         return {}
     except OSError as exc:
         raise SummarizeError(f"cannot read the config file {path}: {exc.strerror or exc}") from None
+    if sys.version_info >= (3, 11):
+        import tomllib
+    else:  # pragma: no cover - Python 3.10
+        import tomli as tomllib
     try:
         return tomllib.loads(raw.decode("utf-8"))
     except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import sys
 
 
@@ -9,8 +10,24 @@ def main() -> None:
     if sys.argv[1:] in (["--version"],):
         from summarize_cli import __version__
 
-        sys.stdout.write(f"summarize-cli {__version__}\n")
+        code = _written(f"summarize-cli {__version__}\n")
+        if code:  # the interpreter's own flush at exit would fail again, loudly
+            os._exit(code)
         return
     from summarize_cli.cli import main as run
 
     run()
+
+
+def _written(text: str) -> int:
+    """0, or the exit code for a stdout that cannot take `text` (as summarize_cli.cli.flush_output does,
+    without importing it)."""
+    try:
+        sys.stdout.write(text)
+        sys.stdout.flush()
+    except BrokenPipeError:
+        return 141
+    except OSError as exc:
+        sys.stderr.write(f"Error: cannot write to standard output: {exc.strerror or exc}\n")
+        return 1
+    return 0

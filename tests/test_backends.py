@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -232,3 +233,20 @@ def test_auto_falls_back_to_torch_when_conversion_fails_and_remembers(tiny_model
     assert again.backend.name == "torch" and len(calls) == 1  # the failure was remembered
     with pytest.raises(ModelLoadError, match="CTranslate2 cannot convert"):
         load_engine(str(copy), backend="ctranslate2")
+
+
+@pytest.mark.parametrize(("preset", "expected"), [(None, "PASSIVE"), ("ACTIVE", "ACTIVE")])
+def test_ctranslate2_threads_wait_passively_unless_the_user_says_otherwise(tiny_model, preset, expected):
+    """libgomp reads OMP_WAIT_POLICY once, when CTranslate2 loads it: a spinning wait makes a one-off 10x
+    slower whenever another process holds a core. It must be set before that, and never over the user's."""
+    env = {k: v for k, v in os.environ.items() if k != "OMP_WAIT_POLICY"}
+    if preset is not None:
+        env["OMP_WAIT_POLICY"] = preset
+    code = (
+        "import os, sys\nfrom summarize_cli.engine import load_engine\n"
+        f"load_engine({str(tiny_model)!r}, backend='ctranslate2')\n"
+        "assert 'ctranslate2' in sys.modules\nprint(os.environ['OMP_WAIT_POLICY'])\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, env=env)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == expected

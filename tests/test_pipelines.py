@@ -256,3 +256,24 @@ def test_no_wrote_line_when_nothing_was_written(echo_model, tmp_path):
     assert result.exit_code == 1
     assert "Wrote" not in result.stderr and not (tmp_path / "res.jsonl").exists()
     assert result.stderr.splitlines()[-1] == "Nothing was summarised."
+
+
+SUMMARIZE = str(Path(sys.executable).with_name("summarize"))  # the console script, as users run it
+
+
+@pytest.mark.parametrize("args", [["--version"], ["--help"], ["eval", "--help"]])
+def test_version_and_help_into_a_full_device_say_so_in_one_line(args):
+    done = subprocess.run(
+        f"{SUMMARIZE} {' '.join(args)} > /dev/full", shell=True, capture_output=True, text=True, timeout=60
+    )
+    assert (done.returncode, done.stderr) == (1, "Error: cannot write to standard output: No space left on device\n")
+
+
+@pytest.mark.parametrize("args", [["--version"], ["--help"], ["eval", "--help"]])
+def test_version_and_help_into_a_closed_pipe_end_quietly_with_141(args):
+    """As `summarize docs/ | head` does: the reader went away, nothing to report."""
+    reader_gone = subprocess.Popen(["true"], stdin=subprocess.PIPE)
+    reader_gone.wait()
+    done = subprocess.run([SUMMARIZE, *args], stdout=reader_gone.stdin, stderr=subprocess.PIPE, text=True, timeout=60)
+    reader_gone.stdin.close()
+    assert (done.returncode, done.stderr) == (141, "")
