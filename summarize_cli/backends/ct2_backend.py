@@ -16,11 +16,12 @@ from summarize_cli.errors import ModelLoadError, SettingsError
 from summarize_cli.model_source import T5_FAMILY, ModelSource
 from summarize_cli.settings import GenerationSettings
 
-# CTranslate2's OpenMP (libgomp, read when ctranslate2 is first imported) spins a waiting thread at every
-# barrier by default. A one-off's replica splits each step over every core; when another process holds a
-# core, the partner thread is descheduled and the spinning one burns its slice: measured 7 to 23 s instead
-# of 2 s for one article. Waiting passively costs an idle machine nothing measurable. The user's own
-# setting wins.
+# CTranslate2's OpenMP (libgomp in the Linux wheels, configured when ctranslate2 is first imported) spins
+# a waiting thread up to 300,000 times at every barrier. A one-off's replica splits each step over every
+# core; when other processes hold the cores, the partner thread is descheduled and the spinning one burns
+# its slices: one article took 7 to 82 s instead of 4 s beside two busy processes. Waiting passively
+# costs an idle machine about 0.1 s on that article; replicas of one thread (every batch run) never wait.
+# The user's own setting wins.
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 # model_type values whose encoder-decoder CTranslate2's Transformers converter handles
