@@ -7,6 +7,7 @@ import hashlib
 import json
 import os
 import sqlite3
+import threading
 from collections import deque
 from collections.abc import Iterable, Iterator
 from pathlib import Path
@@ -33,6 +34,9 @@ class ResultCache:
         self.path = path or results_path()
         self.warning: str | None = None
         self._db: sqlite3.Connection | None = None
+        # the worker thread stores results while the main thread may close the cache (a signal stopped the
+        # run): closing a connection in use crashes SQLite, so every use holds this lock
+        self._lock = threading.RLock()
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             # used by one thread at a time, but not always the one that opened it (see worker.py)
@@ -56,34 +60,35 @@ class ResultCache:
         self._db = None
 
     def get(self, key: str) -> dict | None:
-        if self._db is None:
-            return None
-        try:
-            row = self._db.execute("SELECT value FROM results WHERE key = ?", (key,)).fetchone()
-        except sqlite3.Error as exc:
-            self._disable(exc)
-            return None
+        with self._lock:
+            if self._db is None:
+                return None
+            try:
+                row = self._db.execute("SELECT value FROM results WHERE key = ?", (key,)).fetchone()
+            except sqlite3.Error as exc:
+                self._disable(exc)
+                return None
         try:
             return json.loads(row[0]) if row else None
         except ValueError:
             return None
 
     def put(self, key: str, value: dict) -> None:
-        if self._db is None:
-            return
-        try:
-            self._db.execute(
-                "INSERT OR REPLACE INTO results (key, value) VALUES (?, ?)",
-                (key, json.dumps(value, ensure_ascii=False)),
-            )
-        except sqlite3.Error as exc:
-            self._disable(exc)
+        text = json.dumps(value, ensure_ascii=False)
+        with self._lock:
+            if self._db is None:
+                return
+            try:
+                self._db.execute("INSERT OR REPLACE INTO results (key, value) VALUES (?, ?)", (key, text))
+            except sqlite3.Error as exc:
+                self._disable(exc)
 
     def close(self) -> None:
-        if self._db is not None:
-            with contextlib.suppress(sqlite3.Error):
-                self._db.close()
-            self._db = None
+        with self._lock:
+            if self._db is not None:
+                with contextlib.suppress(sqlite3.Error):
+                    self._db.close()
+                self._db = None
 
 
 class CacheStage:

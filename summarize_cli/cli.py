@@ -15,7 +15,7 @@ import typer
 
 from summarize_cli import __version__, signals
 from summarize_cli import cli_options as opt
-from summarize_cli.cli_common import DefaultCommand, DefaultGroup, handle_errors, say, show_progress
+from summarize_cli.cli_common import DefaultCommand, DefaultGroup, handle_errors, print_result, say, show_progress
 from summarize_cli.cli_eval import evaluate
 from summarize_cli.cli_options import IO, RAY
 from summarize_cli.errors import EXIT_SIGPIPE, SummarizeError
@@ -389,7 +389,7 @@ def show_config(ctx: typer.Context) -> None:
             unset = "the model's own" if param.name in model_own else "not set"
             shown_value = unset if value is None else _toml(value)
             lines.append(f"{key} = {shown_value}  # {where}" if value is not None else f"# {key}: {shown_value}")
-    typer.echo("\n".join(line for line in lines if line is not None).strip("\n"))
+    print_result("\n".join(line for line in lines if line is not None).strip("\n"))
 
 
 def _toml(value) -> str:

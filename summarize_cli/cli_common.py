@@ -29,6 +29,20 @@ def _closed_pipe(console: Console) -> None:
 Console.on_broken_pipe = _closed_pipe
 
 
+def print_result(text: str) -> None:
+    """A command's result on stdout, flushed: a closed pipe ends quietly with 141 and a full device is
+    one error line, as for summaries."""
+    from summarize_cli.errors import OutputError
+
+    try:
+        sys.stdout.write(text + "\n")
+        sys.stdout.flush()
+    except BrokenPipeError:
+        _closed_pipe(stderr)
+    except OSError as exc:
+        raise OutputError(f"cannot write to standard output: {exc.strerror or exc}") from None
+
+
 def say(lines: list[str]) -> None:
     """Messages for the user, on stderr, never read as markup."""
     for line in lines:

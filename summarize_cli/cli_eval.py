@@ -13,7 +13,7 @@ import typer
 
 from summarize_cli import cli_options as opt
 from summarize_cli import worker
-from summarize_cli.cli_common import handle_errors, progress_bar, say, show_progress, status
+from summarize_cli.cli_common import handle_errors, print_result, progress_bar, say, show_progress, status
 from summarize_cli.cli_options import IO
 
 if TYPE_CHECKING:  # imported when a run is built: --help needs none of it
@@ -184,9 +184,14 @@ def evaluate(
     if per_document is not None:
         _write_per_document(per_document, reports)
     if fmt == EvalFormat.json:
-        typer.echo(json.dumps(ev.report_json(reports, counts), ensure_ascii=False, indent=2))
+        print_result(json.dumps(ev.report_json(reports, counts), ensure_ascii=False, indent=2))
     elif per_document != Path("-"):
-        _print_table(reports, counts)
+        try:
+            _print_table(reports, counts)
+        except OSError as exc:  # a full device; a closed pipe is Rich's, and ends with 141
+            from summarize_cli.errors import OutputError
+
+            raise OutputError(f"cannot write to standard output: {exc.strerror or exc}") from None
 
 
 def _compare_system(spec: str, base: System) -> System:
