@@ -503,3 +503,29 @@ def test_ray_takes_sigterm_like_a_local_run(tiny_model, tmp_path):
     returncode, took, stderr = stop_and_time(proc, signal.SIGTERM)
     assert returncode == 143, stderr
     assert "Terminated: " in stderr and " summarised." in stderr
+
+
+def test_closing_the_cache_while_the_worker_stores_never_crashes(tmp_path):
+    """Ctrl-C: the main thread closes the result cache while the worker thread may be storing a result.
+    Closing an SQLite connection in use crashed the process (a segfault, losing the report)."""
+    code = f"""
+import threading
+from pathlib import Path
+from summarize_cli.cache import ResultCache
+for round_ in range(30):
+    cache = ResultCache(Path({str(tmp_path)!r}) / "results.sqlite3")
+    started = threading.Event()
+    def store():
+        started.set()
+        for i in range(20000):
+            cache.put(f"k{{round_}}-{{i}}", {{"summary": "x" * 200}})
+            cache.get(f"k{{round_}}-{{i}}")
+    worker = threading.Thread(target=store, daemon=True)
+    worker.start()
+    started.wait()
+    cache.close()
+    worker.join()
+print("ok")
+"""
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert (done.returncode, done.stdout) == (0, "ok\n"), done.stderr[-2000:]
