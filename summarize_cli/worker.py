@@ -20,7 +20,7 @@ _DONE = object()
 
 def call(function: Callable[[], T]) -> T:
     """`function()` in a worker thread; its exception, if any, is raised here."""
-    finished, outcome = _spawn(function, track=True)
+    finished, outcome = _spawn(function, "summarize-worker")
     while not finished.wait(_SLICE):  # not Thread.join: a signal during join() marks the thread stopped
         pass
     return _unwrap(outcome)
@@ -29,7 +29,7 @@ def call(function: Callable[[], T]) -> T:
 def in_background(function: Callable[[], T]) -> Callable[[], T]:
     """Start `function()` in a daemon thread now; the returned call waits for its value (or raises its
     exception). For native work that releases the GIL, so two loads overlap."""
-    finished, outcome = _spawn(function, track=False)
+    finished, outcome = _spawn(function, "summarize-loader")
 
     def wait() -> T:
         finished.wait()
@@ -38,7 +38,7 @@ def in_background(function: Callable[[], T]) -> Callable[[], T]:
     return wait
 
 
-def _spawn(function: Callable[[], T], track: bool) -> tuple[threading.Event, list]:
+def _spawn(function: Callable[[], T], name: str) -> tuple[threading.Event, list]:
     outcome: list = []
     finished = threading.Event()
 
@@ -50,10 +50,7 @@ def _spawn(function: Callable[[], T], track: bool) -> tuple[threading.Event, lis
         finally:
             finished.set()
 
-    if track:
-        _start(target)
-    else:
-        threading.Thread(target=target, name="summarize-loader", daemon=True).start()
+    _start(target, name)
     return finished, outcome
 
 
@@ -103,25 +100,8 @@ def iterate(items: Iterable[T], ahead: int = 64) -> Iterator[T]:
         stop.set()  # a consumer that stops early (a signal, a closed pipe) lets the producer end
 
 
-_running: set[object] = set()
-
-
-def _start(target: Callable[[], None]) -> None:
-    token = object()
-    _running.add(token)  # before start(): busy() is true from the moment the work exists
-
-    def run() -> None:
-        try:
-            target()
-        finally:
-            _running.discard(token)
-
-    threading.Thread(target=run, name="summarize-worker", daemon=True).start()
-
-
-def busy() -> bool:
-    """Whether a worker thread is still running (the CLI then exits without waiting for it)."""
-    return bool(_running)
+def _start(target: Callable[[], None], name: str = "summarize-worker") -> None:
+    threading.Thread(target=target, name=name, daemon=True).start()
 
 
 _LEFTOVERS: set = set()
