@@ -18,7 +18,7 @@ from summarize_cli import cli_options as opt
 from summarize_cli.cli_common import DefaultCommand, DefaultGroup, handle_errors, print_result, say, show_progress
 from summarize_cli.cli_eval import evaluate
 from summarize_cli.cli_options import IO, RAY
-from summarize_cli.errors import EXIT_SIGPIPE, SummarizeError
+from summarize_cli.errors import EXIT_SIGPIPE, SummarizeError, stdout_failed
 
 CONTEXT = {"help_option_names": ["-h", "--help"]}
 app = typer.Typer(
@@ -528,7 +528,7 @@ def run() -> int:
     except BrokenPipeError:  # --help into `head`: the commands handle their own output, this is Click's
         return EXIT_SIGPIPE
     except OSError as exc:  # --help into a full device
-        sys.stderr.write(f"Error: cannot write to standard output: {exc.strerror or exc}\n")
+        sys.stderr.write(f"Error: {stdout_failed(exc)}\n")
         return 1
     return 0
 
@@ -557,7 +557,7 @@ def flush_output(code: int) -> int:
         except (OSError, ValueError) as exc:
             if stream is sys.stdout and not code:
                 with contextlib.suppress(OSError, ValueError):
-                    sys.stderr.write(f"Error: cannot write to standard output: {getattr(exc, 'strerror', exc)}\n")
+                    sys.stderr.write(f"Error: {stdout_failed(exc)}\n")
             code = code or 1
     return code
 

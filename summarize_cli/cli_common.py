@@ -16,13 +16,21 @@ from summarize_cli.errors import EXIT_SIGINT, EXIT_SIGPIPE, EXIT_SIGTERM, Settin
 stderr = Console(stderr=True, highlight=False, soft_wrap=True)
 
 
+def silence_stdout() -> None:
+    """After EPIPE, point stdout at /dev/null so a later flush (the interpreter's last) stays quiet."""
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+    except (OSError, ValueError, AttributeError):
+        pass
+
+
 def _closed_pipe(console: Console) -> None:
     """Rich's answer to a closed stdout, with the exit code every other closed pipe gets here (141, not
     Rich's 1): Typer prints --help through a Rich console of its own, so the hook is set on the class."""
     if console.quiet:
         return
-    devnull = os.open(os.devnull, os.O_WRONLY)
-    os.dup2(devnull, sys.stdout.fileno())  # the interpreter's last flush then goes nowhere, quietly
+    silence_stdout()
     raise SystemExit(EXIT_SIGPIPE)
 
 
@@ -32,15 +40,16 @@ Console.on_broken_pipe = _closed_pipe
 def print_result(text: str) -> None:
     """A command's result on stdout, flushed: a closed pipe ends quietly with 141 and a full device is
     one error line, as for summaries."""
-    from summarize_cli.errors import OutputError
+    from summarize_cli.errors import stdout_failed
 
     try:
         sys.stdout.write(text + "\n")
         sys.stdout.flush()
     except BrokenPipeError:
-        _closed_pipe(stderr)
+        silence_stdout()
+        raise typer.Exit(EXIT_SIGPIPE) from None
     except OSError as exc:
-        raise OutputError(f"cannot write to standard output: {exc.strerror or exc}") from None
+        raise stdout_failed(exc) from None
 
 
 def say(lines: list[str]) -> None:

@@ -189,9 +189,9 @@ def evaluate(
         try:
             _print_table(reports, counts)
         except OSError as exc:  # a full device; a closed pipe is Rich's, and ends with 141
-            from summarize_cli.errors import OutputError
+            from summarize_cli.errors import stdout_failed
 
-            raise OutputError(f"cannot write to standard output: {exc.strerror or exc}") from None
+            raise stdout_failed(exc) from None
 
 
 def _compare_system(spec: str, base: System) -> System:

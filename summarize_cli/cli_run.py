@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import os
 import sys
 from dataclasses import replace
 
 import typer
 
 from summarize_cli import worker
-from summarize_cli.cli_common import out_of_the_way, progress_bar, say, status
+from summarize_cli.cli_common import out_of_the_way, progress_bar, say, silence_stdout, status
 from summarize_cli.documents import IDLE, Document, Problem, Result
 from summarize_cli.errors import EXIT_SIGPIPE, Terminated, signal_exit
 from summarize_cli.language import detect_languages
@@ -188,7 +187,7 @@ def _stream(results, sink, report: RunReport, show: bool) -> None:
         sink.close()
     except BrokenPipeError:
         _abandon(sink)
-        _silence_stdout()
+        silence_stdout()
         raise typer.Exit(EXIT_SIGPIPE) from None
     except (KeyboardInterrupt, Terminated) as exc:
         _abandon(sink)
@@ -211,12 +210,3 @@ def _abandon(sink) -> None:
 
 def _stdin():
     return sys.stdin.buffer if sys.stdin is not None and hasattr(sys.stdin, "buffer") else None
-
-
-def _silence_stdout() -> None:
-    """After EPIPE, point stdout at /dev/null so the interpreter's final flush stays quiet."""
-    try:
-        devnull = os.open(os.devnull, os.O_WRONLY)
-        os.dup2(devnull, sys.stdout.fileno())
-    except (OSError, ValueError, AttributeError):
-        pass

@@ -21,13 +21,15 @@ def main() -> None:
 
 def _written(text: str) -> int:
     """0, or the exit code for a stdout that cannot take `text` (as summarize_cli.cli.flush_output does,
-    without importing it)."""
+    without importing the CLI)."""
+    from summarize_cli.errors import EXIT_SIGPIPE, stdout_failed
+
     try:
         sys.stdout.write(text)
         sys.stdout.flush()
     except BrokenPipeError:
-        return 141
+        return EXIT_SIGPIPE
     except OSError as exc:
-        sys.stderr.write(f"Error: cannot write to standard output: {exc.strerror or exc}\n")
+        sys.stderr.write(f"Error: {stdout_failed(exc)}\n")
         return 1
     return 0

@@ -36,6 +36,11 @@ class OutputError(SummarizeError):
     """An output file or folder cannot be written."""
 
 
+def stdout_failed(exc: Exception) -> OutputError:
+    """Writing to stdout failed (a full device, a vanished mount): said the same way by every command."""
+    return OutputError(f"cannot write to standard output: {getattr(exc, 'strerror', None) or exc}")
+
+
 def signal_exit(exc: BaseException) -> int:
     """130 for Ctrl-C (KeyboardInterrupt), 143 for SIGTERM (Terminated)."""
     return EXIT_SIGINT if isinstance(exc, KeyboardInterrupt) else EXIT_SIGTERM

@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import TextIO
 
 from summarize_cli.documents import Result
-from summarize_cli.errors import OutputError
+from summarize_cli.errors import OutputError, stdout_failed
 from summarize_cli.records import to_record
 from summarize_cli.signals import deferred
 
@@ -78,7 +78,7 @@ class StdoutSink:
         except BrokenPipeError:
             raise
         except OSError as exc:  # a full device (`> /dev/full`), a vanished mount
-            raise OutputError(f"cannot write to standard output: {exc.strerror or exc}") from None
+            raise stdout_failed(exc) from None
 
     def close(self) -> None:
         """End a json array; safe to call twice."""

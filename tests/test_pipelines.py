@@ -261,7 +261,7 @@ def test_no_wrote_line_when_nothing_was_written(echo_model, tmp_path):
 SUMMARIZE = str(Path(sys.executable).with_name("summarize"))  # the console script, as users run it
 
 
-@pytest.mark.parametrize("args", [["--version"], ["--help"], ["eval", "--help"], ["config"]])
+@pytest.mark.parametrize("args", [["--version"], ["-q", "--version"], ["--help"], ["eval", "--help"], ["config"]])
 def test_version_help_and_config_into_a_full_device_say_so_in_one_line(args):
     done = subprocess.run(
         f"{SUMMARIZE} {' '.join(args)} > /dev/full", shell=True, capture_output=True, text=True, timeout=60
@@ -269,7 +269,7 @@ def test_version_help_and_config_into_a_full_device_say_so_in_one_line(args):
     assert (done.returncode, done.stderr) == (1, "Error: cannot write to standard output: No space left on device\n")
 
 
-@pytest.mark.parametrize("args", [["--version"], ["--help"], ["eval", "--help"], ["config"]])
+@pytest.mark.parametrize("args", [["--version"], ["-q", "--version"], ["--help"], ["eval", "--help"], ["config"]])
 def test_version_help_and_config_into_a_closed_pipe_end_quietly_with_141(args):
     """As `summarize docs/ | head` does: the reader went away, nothing to report."""
     reader_gone = subprocess.Popen(["true"], stdin=subprocess.PIPE)
