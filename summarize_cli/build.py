@@ -76,7 +76,7 @@ class RoutedRun:
         self.routes = dict(spec.routes)
         self.runs: dict[str, ReadyRun] = {}
         self._late: list[str] = []
-        self.window = max(4 * default.batch_size, 16)
+        self.window = default.summarizer.window  # the default model's summarizer sets the pace
 
     def __getattr__(self, name):  # warnings, run_info, batch_size, model_name, describe: the default's
         return getattr(self.default, name)
