@@ -46,22 +46,28 @@ def stop_and_time(proc, sig) -> tuple[int, float, str]:
     return proc.returncode, time.monotonic() - sent, proc.stderr.read()
 
 
-@pytest.mark.parametrize(
-    ("sig", "code", "word"), [(signal.SIGTERM, 143, "Terminated"), (signal.SIGINT, 130, "Interrupted")]
-)
-def test_signal_during_a_native_generate_stops_at_once_and_keeps_finished_work(tiny_model, tmp_path, sig, code, word):
+def slow_run_over_three_stories(tiny_model, tmp_path, *output: str) -> subprocess.Popen:
+    """`summarize news/ OUTPUT` over three short stories, one per batch, every batch after the first
+    stuck in a native call that ignores signals (tests/slow_launcher.py)."""
     folder = tmp_path / "news"
     folder.mkdir()
     for i in range(3):
         (folder / f"s{i}.txt").write_text(f"Story {i}: the harbour ferry returns on Monday, the council said.")
-    out = tmp_path / "out"
-    proc = subprocess.Popen(
-        [sys.executable, str(LAUNCHER), str(folder), "-m", "slow", "-o", str(out), "--batch-size", "1", *QUICK],
+    return subprocess.Popen(
+        [sys.executable, str(LAUNCHER), str(folder), "-m", "slow", *output, "--batch-size", "1", *QUICK],
         env=env_with(tiny_model, SLOW="generate", SUMMARIZE_CACHE_DIR=str(tmp_path / "cache")),
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
     )
+
+
+@pytest.mark.parametrize(
+    ("sig", "code", "word"), [(signal.SIGTERM, 143, "Terminated"), (signal.SIGINT, 130, "Interrupted")]
+)
+def test_signal_during_a_native_generate_stops_at_once_and_keeps_finished_work(tiny_model, tmp_path, sig, code, word):
+    out = tmp_path / "out"
+    proc = slow_run_over_three_stories(tiny_model, tmp_path, "-o", str(out))
     first = out / "news" / "s0.txt.summary.txt"
     wait_for(first.is_file, 60, proc)
     time.sleep(0.5)  # the second batch is now inside the native call
@@ -432,18 +438,8 @@ def test_ray_streams_stdin_jsonl_instead_of_reading_it_all_first(tiny_model, tmp
 
 
 def test_two_signals_in_a_row_still_end_cleanly(tiny_model, tmp_path):
-    folder = tmp_path / "news"
-    folder.mkdir()
-    for i in range(3):
-        (folder / f"s{i}.txt").write_text(f"Story {i}: the harbour ferry returns on Monday, the council said.")
     out = tmp_path / "all.parquet"
-    proc = subprocess.Popen(
-        [sys.executable, str(LAUNCHER), str(folder), "-m", "slow", "--output", str(out), "--batch-size", "1", *QUICK],
-        env=env_with(tiny_model, SLOW="generate", SUMMARIZE_CACHE_DIR=str(tmp_path / "cache")),
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
+    proc = slow_run_over_three_stories(tiny_model, tmp_path, "--output", str(out))
     time.sleep(4)  # one done, the second stuck in the native call
     proc.send_signal(signal.SIGINT)
     proc.send_signal(signal.SIGTERM)  # Ctrl-C, then the supervisor's TERM
