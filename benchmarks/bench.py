@@ -174,7 +174,7 @@ def main() -> None:
 def _option_count() -> int:
     from typer.main import get_command
 
-    from summarize_cli.cli import app
+    from summarize_cli.cli.app import app
 
     return len([p for p in get_command(app).commands["summarize"].params if p.param_type_name == "option"])
 
@@ -219,7 +219,7 @@ def _flat_throughput(args, batch: list[str], env: dict) -> tuple:
 _FLOOR = """
 import json, sys, time
 import ctranslate2
-from summarize_cli.tokenizer import TextTokenizer
+from summarize_cli.model.tokenizer import TextTokenizer
 from pathlib import Path
 folder, model, article, corpus, cores, tokens = sys.argv[1:7]
 cores, tokens = int(cores), int(tokens)
@@ -250,7 +250,7 @@ def _engine_floor(cache: Path, model: Path, article: Path, corpus: Path) -> tupl
     """CTranslate2's translate_batch alone, in a process that has already loaded everything: what no
     change above the engine can beat on this machine (4 beams, the model's own settings)."""
     [folder] = [p for p in (cache / "ctranslate2").glob("*-int8") if p.is_dir()]
-    from summarize_cli.backends import physical_cores
+    from summarize_cli.model.backends import physical_cores
 
     cores = str(physical_cores())
     out = subprocess.run(

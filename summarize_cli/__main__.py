@@ -1,3 +1,3 @@
-from summarize_cli.entry import main
+from summarize_cli.cli.entry import main
 
 main()

@@ -31,7 +31,7 @@ FAST_RAY = ["--max-length", "10", "--min-length", "2", "--num-beams", "2", "-q",
 
 def run(args: list[str], input: str | None = None):
     """`summarize ARGS` in process (exceptions propagate: an unexpected traceback fails the test)."""
-    from summarize_cli.cli import app
+    from summarize_cli.cli.app import app
 
     return CliRunner().invoke(app, args, input=input, catch_exceptions=False)
 
@@ -81,7 +81,7 @@ class Echo:
 
     def summary(self, text: str, max_length: int = 12) -> str:
         """As the product makes it: a summary that stopped at max_length is cut back to its last sentence."""
-        from summarize_cli.chunker import trim_to_sentence
+        from summarize_cli.run.chunker import trim_to_sentence
 
         ids = list(self.tokenizer.encode(text).ids[:max_length])
         summary = self.tokenizer.decode(ids)
@@ -91,7 +91,7 @@ class Echo:
 
     def summary_of(self, path: Path, max_length: int = 12) -> str:
         """The summary of a file, read as the CLI reads it (Markdown, HTML, ... become prose first)."""
-        from summarize_cli.formats import detect, extract
+        from summarize_cli.inputs.formats import detect, extract
 
         return self.summary(extract(path.read_bytes(), detect(path.name)), max_length)
 
@@ -210,7 +210,7 @@ def tiny_model(tmp_path_factory) -> Path:
 @pytest.fixture(scope="session")
 def tiny_tokenizer(tiny_model):
     """The tiny model's tokenizer, loaded once (read only: nothing may change it)."""
-    from summarize_cli.tokenizer import TextTokenizer
+    from summarize_cli.model.tokenizer import TextTokenizer
 
     return TextTokenizer.from_dir(tiny_model)
 
@@ -254,8 +254,8 @@ def echo_model(tiny_model, tiny_tokenizer, monkeypatch):
     `register_engine`, on the tiny model's folder and tokenizer whose backend echoes the start of each
     text (see EchoBackend), so that summaries are exact and no model runs. Yields an Echo to say what
     the summary of a text is."""
-    from summarize_cli.engine import Engine, register_engine, unregister_engine
-    from summarize_cli.model_source import ModelSource
+    from summarize_cli.model.engine import Engine, register_engine, unregister_engine
+    from summarize_cli.model.source import ModelSource
 
     def load(**options) -> Engine:
         source = ModelSource(Echo.name, tiny_model, "echo")

@@ -24,7 +24,7 @@ def main() -> None:
     mode = os.environ.get("SLOW", "")
     tiny = Path(os.environ["TINY_MODEL"])
     if mode == "convert":
-        from summarize_cli.backends import ct2_backend
+        from summarize_cli.model.backends import ct2_backend
 
         real = ct2_backend._convert_into
 
@@ -34,9 +34,9 @@ def main() -> None:
 
         ct2_backend._convert_into = slow_convert
     else:
-        from summarize_cli.engine import Engine, register_engine
-        from summarize_cli.model_source import ModelSource
-        from summarize_cli.tokenizer import TextTokenizer
+        from summarize_cli.model.engine import Engine, register_engine
+        from summarize_cli.model.source import ModelSource
+        from summarize_cli.model.tokenizer import TextTokenizer
 
         class SlowBackend:
             name, device, precision = "slow", "cpu", "float32"
@@ -58,7 +58,7 @@ def main() -> None:
             return Engine(ModelSource("slow", tiny, "slow"), SlowBackend(), TextTokenizer.from_dir(tiny))
 
         register_engine("slow", slow_engine)
-    from summarize_cli.cli import main as summarize
+    from summarize_cli.cli.app import main as summarize
 
     summarize()
 

@@ -11,11 +11,11 @@ from pathlib import Path
 import pytest
 from conftest import FAST, run
 
-from summarize_cli.backends import ct2_backend
-from summarize_cli.engine import load_engine
 from summarize_cli.errors import ModelLoadError, SettingsError
-from summarize_cli.model_source import resolve_model
-from summarize_cli.settings import GenerationSettings, resolve
+from summarize_cli.model.backends import ct2_backend
+from summarize_cli.model.engine import load_engine
+from summarize_cli.model.settings import GenerationSettings, resolve
+from summarize_cli.model.source import resolve_model
 
 
 def sample_inputs(engine, samples: Path) -> list[list[int]]:
@@ -169,7 +169,7 @@ def test_seeded_sampling_is_repeatable_on_ctranslate2(tiny_model):
 def test_cached_ctranslate2_run_imports_neither_torch_nor_transformers(tiny_model, samples):
     load_engine(str(tiny_model), backend="ctranslate2")  # make sure the conversion is cached
     code = (
-        "import sys\nfrom summarize_cli.cli import run\n"
+        "import sys\nfrom summarize_cli.cli.app import run\n"
         f"sys.argv = ['summarize', '-m', {str(tiny_model)!r}, {str(samples / 'solar-school.txt')!r}, '-q',"
         " '--max-length', '8', '--backend', 'ctranslate2']\n"
         "assert run() == 0\n"
@@ -243,7 +243,7 @@ def test_ctranslate2_threads_wait_passively_unless_the_user_says_otherwise(tiny_
     if preset is not None:
         env["OMP_WAIT_POLICY"] = preset
     code = (
-        "import os, sys\nfrom summarize_cli.engine import load_engine\n"
+        "import os, sys\nfrom summarize_cli.model.engine import load_engine\n"
         f"load_engine({str(tiny_model)!r}, backend='ctranslate2')\n"
         "assert 'ctranslate2' in sys.modules\nprint(os.environ['OMP_WAIT_POLICY'])\n"
     )

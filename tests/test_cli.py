@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from conftest import FAST, run, usage_error
 
-from summarize_cli import cli
+from summarize_cli.cli import app as cli
 
 
 def write(path: Path, text: str) -> Path:

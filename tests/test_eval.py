@@ -10,7 +10,7 @@ import pytest
 from conftest import CACHED, run, usage_error
 
 from summarize_cli.errors import SummarizeError
-from summarize_cli.evaluate import Example, Rouge, is_chinese, lead, load_folder_pair, load_jsonl, score_system
+from summarize_cli.quality.evaluate import Example, Rouge, is_chinese, lead, load_folder_pair, load_jsonl, score_system
 
 
 @pytest.fixture(scope="module")

@@ -13,7 +13,7 @@ import pytest
 from conftest import FAST, run
 
 from summarize_cli.errors import InputError, SkippedInput
-from summarize_cli.formats import detect, extract
+from summarize_cli.inputs.formats import detect, extract
 
 STORY = (
     "The harbour town of Kellin Bay will restore its night ferry next month. The council voted seven to two "
@@ -214,7 +214,7 @@ def test_text_the_model_cannot_read_is_measured_and_warned_once(english_model, s
 
 
 def test_chinese_without_spaces_is_chunked_by_tokens(tiny_tokenizer):
-    from summarize_cli.chunker import split_tokens
+    from summarize_cli.run.chunker import split_tokens
 
     tokenizer = tiny_tokenizer
     text = "城市绿地帮助居民度过炎热夏天研究人员在全市设置了六十个温度监测点" * 60  # no punctuation at all
@@ -230,7 +230,7 @@ def test_parsers_are_imported_only_when_a_file_needs_them():
     import subprocess
 
     code = (
-        "import sys, summarize_cli.formats, summarize_cli.sources\n"
+        "import sys, summarize_cli.inputs.formats, summarize_cli.inputs.sources\n"
         "print(sorted(m for m in ('trafilatura', 'pypdf', 'docx') if m in sys.modules))"
     )
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)

@@ -331,7 +331,7 @@ def test_a_jsonl_stream_without_newlines_is_refused_in_bounded_memory():
     import tracemalloc
 
     from summarize_cli.documents import Problem
-    from summarize_cli.sources import read_jsonl
+    from summarize_cli.inputs.sources import read_jsonl
 
     class Endless(io.RawIOBase):
         """50 MB of one JSON line that never ends, made as it is read."""
@@ -361,7 +361,7 @@ def test_a_parquet_row_over_the_size_limit_fails_that_row(tmp_path):
     import pyarrow.parquet as pq
 
     from summarize_cli.documents import Document, Problem
-    from summarize_cli.sources import discover, read_documents
+    from summarize_cli.inputs.sources import discover, read_documents
 
     path = tmp_path / "rows.parquet"
     pq.write_table(pa.Table.from_pylist([{"id": "small", "text": "Short."}, {"id": "big", "text": "x" * 5000}]), path)
@@ -507,7 +507,7 @@ def test_closing_the_cache_while_the_worker_stores_never_crashes(tmp_path):
     code = f"""
 import threading
 from pathlib import Path
-from summarize_cli.cache import ResultCache
+from summarize_cli.run.cache import ResultCache
 for round_ in range(30):
     cache = ResultCache(Path({str(tmp_path)!r}) / "results.sqlite3")
     started = threading.Event()

@@ -7,7 +7,7 @@ import json
 import pytest
 from typer.testing import CliRunner
 
-from summarize_cli.cli import app
+from summarize_cli.cli.app import app
 
 FAST = ["--max-length", "10", "--min-length", "2", "--num-beams", "2", "-q", "--no-cache"]
 TIMINGS = ("seconds",)  # the only fields allowed to differ: how long each summary took

@@ -7,12 +7,12 @@ from pathlib import Path
 import pytest
 from conftest import EchoBackend
 
-from summarize_cli.chunker import sentence_starts, split_tokens
 from summarize_cli.documents import IDLE, Document, Problem, Result
 from summarize_cli.errors import SettingsError
-from summarize_cli.pipeline import Summarizer
-from summarize_cli.settings import GenerationSettings
-from summarize_cli.tokenizer import TextTokenizer
+from summarize_cli.model.settings import GenerationSettings
+from summarize_cli.model.tokenizer import TextTokenizer
+from summarize_cli.run.chunker import sentence_starts, split_tokens
+from summarize_cli.run.pipeline import Summarizer
 
 
 @pytest.fixture
@@ -117,7 +117,7 @@ def _one_token_per_character(sentence_lengths: list[int]):
     per character, so chunk sizes are known exactly."""
     from array import array
 
-    from summarize_cli.tokenizer import Encoded
+    from summarize_cli.model.tokenizer import Encoded
 
     text = " ".join("x" * (n - 2) + "." for n in sentence_lengths)
     return Encoded(array("l", [1] * len(text)), array("l", range(len(text))), array("l", range(1, len(text) + 1))), text

@@ -104,7 +104,7 @@ def test_ray_options_need_ray_and_the_extra(echo_model, samples, monkeypatch):
 
 
 def test_ray_takes_an_optional_address_after_it(tmp_path, monkeypatch):
-    from summarize_cli.cli import ray_address_argument
+    from summarize_cli.cli.app import ray_address_argument
 
     monkeypatch.chdir(tmp_path)
     (tmp_path / "news").mkdir()

@@ -16,11 +16,12 @@ from pathlib import Path
 import pytest
 from conftest import CACHED, FAST, run, usage_error
 
-from summarize_cli import sinks, sources
 from summarize_cli.documents import Document
-from summarize_cli.pipeline import Summarizer
-from summarize_cli.settings import GenerationSettings
-from summarize_cli.sources import discover, read_documents
+from summarize_cli.inputs import sources
+from summarize_cli.inputs.sources import discover, read_documents
+from summarize_cli.model.settings import GenerationSettings
+from summarize_cli.outputs import sinks
+from summarize_cli.run.pipeline import Summarizer
 
 
 def article(i: int) -> str:

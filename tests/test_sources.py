@@ -9,10 +9,10 @@ from pathlib import Path
 
 import pytest
 
-from summarize_cli.decoding import decode_bytes
 from summarize_cli.documents import Document, Problem
 from summarize_cli.errors import SkippedInput as InputError
-from summarize_cli.sources import InputFile, discover, read_documents
+from summarize_cli.inputs.decoding import decode_bytes
+from summarize_cli.inputs.sources import InputFile, discover, read_documents
 
 ZH = "城市绿地帮助居民度过炎热夏天。研究人员在全市设置了六十个温度监测点，连续记录了三个夏季的数据。"
 EN = "Café owners in Zürich said the new rules were naïve, and the mayor agreed with them. " * 2

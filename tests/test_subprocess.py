@@ -98,7 +98,7 @@ def test_signal_stops_promptly_and_keeps_finished_summaries(tiny_model, tmp_path
 
 def test_help_does_not_import_torch_or_transformers():
     code = (
-        "import sys; from summarize_cli.cli import run; sys.argv=['summarize','--help'];\n"
+        "import sys; from summarize_cli.cli.app import run; sys.argv=['summarize','--help'];\n"
         "assert run() == 0\n"
         "print(sorted(m for m in ('torch','transformers','ctranslate2') if m in sys.modules))"
     )

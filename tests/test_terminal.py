@@ -187,7 +187,7 @@ def test_help_renders_every_option_text_and_panel_title_verbatim(command, monkey
     from typer.main import get_command
     from typer.testing import CliRunner
 
-    from summarize_cli.cli import app
+    from summarize_cli.cli.app import app
 
     monkeypatch.setenv("TERMINAL_WIDTH", "400")
     monkeypatch.setenv("COLUMNS", "400")

@@ -154,7 +154,7 @@ def test_urls_under_an_output_folder_go_to_host_and_path(echo_model, site, tmp_p
 def test_a_url_path_can_never_climb_out_of_the_output_folder():
     from pathlib import Path
 
-    from summarize_cli.fetch import url_relpath
+    from summarize_cli.inputs.fetch import url_relpath
 
     assert url_relpath("http://example.org/a/../../etc/passwd") == Path("example.org/a/etc/passwd")
     assert url_relpath("https://example.org/") == Path("example.org/index")
@@ -221,7 +221,7 @@ def test_extract_prints_the_text_of_every_format_without_a_model(tmp_path, site)
     (tmp_path / "gbk.txt").write_bytes("城市绿地在周末开放。".encode("gbk"))
     files = [str(tmp_path / n) for n in ("page.html", "report.pdf", "memo.docx", "gbk.txt")]
     code = (
-        "import sys; from summarize_cli.cli import run; sys.argv = ['summarize', '--extract', '-f', 'jsonl', "
+        "import sys; from summarize_cli.cli.app import run; sys.argv = ['summarize', '--extract', '-f', 'jsonl', "
         f"*{files!r}]; assert run() == 0"
     )
     report = "print(sorted(m for m in ('torch', 'transformers', 'ctranslate2') if m in sys.modules), file=sys.stderr)"

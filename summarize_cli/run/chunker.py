@@ -5,7 +5,7 @@ from __future__ import annotations
 import bisect
 import re
 
-from summarize_cli.tokenizer import Encoded
+from summarize_cli.model.tokenizer import Encoded
 
 _CJK = re.compile(r"[\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uac00-\ud7af\uf900-\ufaff]")
 _LINE_BREAK = re.compile(r"\n\s*")

@@ -7,14 +7,14 @@ from collections import deque
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 
-from summarize_cli.backends import Backend, submit
-from summarize_cli.batcher import length_batches
-from summarize_cli.chunker import split_tokens, trim_to_sentence
 from summarize_cli.documents import IDLE, Document, Problem, Result
 from summarize_cli.errors import SettingsError
-from summarize_cli.settings import GenerationSettings
+from summarize_cli.model.backends import Backend, submit
+from summarize_cli.model.settings import GenerationSettings
+from summarize_cli.model.tokenizer import TextTokenizer
+from summarize_cli.run.batcher import length_batches
+from summarize_cli.run.chunker import split_tokens, trim_to_sentence
 from summarize_cli.specs import LONG_MODES
-from summarize_cli.tokenizer import TextTokenizer
 
 
 @dataclass

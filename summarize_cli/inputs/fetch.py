@@ -95,7 +95,7 @@ def _connect_reason(exc: Exception) -> str:
 
 def body_format(fetched: Fetched) -> str:
     """How to read the body: its Content-Type, then the URL's extension, then the bytes themselves."""
-    from summarize_cli.formats import EXTENSIONS
+    from summarize_cli.inputs.formats import EXTENSIONS
 
     if fetched.content_type in CONTENT_TYPES:
         return CONTENT_TYPES[fetched.content_type]

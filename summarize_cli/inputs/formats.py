@@ -8,8 +8,8 @@ import logging
 import re
 from pathlib import Path
 
-from summarize_cli.decoding import decode_bytes
 from summarize_cli.errors import InputError, SkippedInput
+from summarize_cli.inputs.decoding import decode_bytes
 
 EXTENSIONS = {
     ".txt": "text",

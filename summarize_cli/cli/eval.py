@@ -11,10 +11,10 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from summarize_cli import cli_options as opt
 from summarize_cli import worker
-from summarize_cli.cli_common import handle_errors, print_result, progress_bar, say, show_progress, status
-from summarize_cli.cli_options import IO
+from summarize_cli.cli import options as opt
+from summarize_cli.cli.common import handle_errors, print_result, progress_bar, say, show_progress, status
+from summarize_cli.cli.options import IO
 
 if TYPE_CHECKING:  # imported when a run is built: --help needs none of it
     from summarize_cli.specs import RunSpec
@@ -120,7 +120,7 @@ def evaluate(
     """Score summaries against references with ROUGE-1/2/L/Lsum F1, beside Lead-3 and other settings."""
     import json
 
-    from summarize_cli import evaluate as ev
+    from summarize_cli.quality import evaluate as ev
     from summarize_cli.specs import RunSpec
 
     base = System(
@@ -164,7 +164,7 @@ def evaluate(
             raise typer.BadParameter("a JSONL file holds its own references", param_hint="REFERENCES")
         examples = ev.load_jsonl(data, text_field, reference_field, id_field)
     examples = examples[:limit] if limit else examples
-    from summarize_cli.language import Detector
+    from summarize_cli.inputs.language import Detector
 
     declared = opt.language(language)
     routable = {}
@@ -232,8 +232,8 @@ def _compare_system(spec: str, base: System) -> System:
 
 def _run_model(system: System, examples, show: bool, routable: dict) -> tuple[list[str], float, str]:
     """Summarise every example with one system; returns predictions, generation seconds and a label."""
-    from summarize_cli.build import build_run
     from summarize_cli.documents import Document, Problem
+    from summarize_cli.run.build import build_run
 
     model = system.run.model.model
     with status(f"Loading {model} ...", show) as spinner:
@@ -265,7 +265,7 @@ def _write_per_document(path: Path, reports) -> None:
         sys.stdout.write(lines)
         sys.stdout.flush()
         return
-    from summarize_cli.sinks import write_atomic
+    from summarize_cli.outputs.sinks import write_atomic
 
     write_atomic(path, lines)
 
@@ -275,7 +275,7 @@ def _print_table(reports, counts: dict[str, int]) -> None:
     from rich.markup import escape
     from rich.table import Table
 
-    from summarize_cli.report import count
+    from summarize_cli.outputs.report import count
 
     how = ", ".join(f"{kind} for {count(n, 'document')}" for kind, n in sorted(counts.items()))
     table = Table(title="ROUGE F1 (x100)", caption=f"tokenisation: {how}; length: mean summary length in ROUGE tokens")

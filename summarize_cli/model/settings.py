@@ -6,7 +6,7 @@ from dataclasses import asdict, dataclass, fields, replace
 from pathlib import Path
 
 from summarize_cli.errors import SettingsError
-from summarize_cli.model_source import read_json
+from summarize_cli.model.source import read_json
 
 FALLBACK = {  # for models that carry no summarisation parameters of their own
     "prefix": "",

@@ -203,7 +203,7 @@ class DefaultGroup(TyperGroup):
     def config_defaults(self) -> dict:
         """The config file as Click default maps, one per command: top-level keys for every command that
         has the option, the [eval] table for eval's own. Checked whole before anything runs."""
-        from summarize_cli.config import check_generation, config_path, option_defaults, read_config
+        from summarize_cli.cli.config import check_generation, config_path, option_defaults, read_config
 
         path = config_path()
         data = read_config(path)

@@ -14,10 +14,10 @@ from typing import Annotated
 import typer
 
 from summarize_cli import __version__, signals
-from summarize_cli import cli_options as opt
-from summarize_cli.cli_common import DefaultCommand, DefaultGroup, handle_errors, print_result, say, show_progress
-from summarize_cli.cli_eval import evaluate
-from summarize_cli.cli_options import IO, RAY
+from summarize_cli.cli import options as opt
+from summarize_cli.cli.common import DefaultCommand, DefaultGroup, handle_errors, print_result, say, show_progress
+from summarize_cli.cli.eval import evaluate
+from summarize_cli.cli.options import IO, RAY
 from summarize_cli.errors import EXIT_SIGPIPE, SummarizeError, stdout_failed
 
 CONTEXT = {"help_option_names": ["-h", "--help"]}
@@ -234,8 +234,8 @@ def summarize(
     Summaries go to stdout (or to files with -o); progress, warnings and errors go to stderr.
     To score summaries against references (ROUGE), see: summarize eval --help
     """
-    from summarize_cli.cli_run import summarize_all
-    from summarize_cli.sources import DEFAULT_INCLUDE, STDIN, discover
+    from summarize_cli.cli.loop import summarize_all
+    from summarize_cli.inputs.sources import DEFAULT_INCLUDE, STDIN, discover
     from summarize_cli.specs import InputSpec, OutputSpec, RaySpec, RunSpec
 
     run = RunSpec(
@@ -271,7 +271,7 @@ def summarize(
     if clear_cache:
         if inputs:
             raise typer.BadParameter("empties the cache and exits: give it no inputs", param_hint="--clear-cache")
-        from summarize_cli.cache import clear
+        from summarize_cli.run.cache import clear
 
         say([f"Cleared the result cache ({clear()})."])
         raise typer.Exit()
@@ -365,8 +365,8 @@ app.command(name="eval", context_settings=CONTEXT)(evaluate)
 @handle_errors
 def show_config(ctx: typer.Context) -> None:
     """Show the config file's path and every option's value in effect, with where it comes from."""
-    from summarize_cli.cli_common import long_options
-    from summarize_cli.config import config_path
+    from summarize_cli.cli.common import long_options
+    from summarize_cli.cli.config import config_path
     from summarize_cli.specs import GenerationSpec
 
     model_own = {f.name for f in fields(GenerationSpec)} | {"batch_size", "threads"}  # None: the model decides
@@ -439,7 +439,7 @@ def _check_extract_alone(run, batch_size: int | None) -> None:
 
 def _check_options_apply(inputs: list[str], fmt: Format, output: Path | None, stdin_format: StdinFormat) -> None:
     """An option that cannot apply to this run is a usage error, never silently ignored."""
-    from summarize_cli.sources import STDIN
+    from summarize_cli.inputs.sources import STDIN
 
     if stdin_format != StdinFormat.text and inputs and STDIN not in inputs:
         raise typer.BadParameter(
@@ -458,8 +458,8 @@ def _check_options_apply(inputs: list[str], fmt: Format, output: Path | None, st
 def _check_outputs(items, writing) -> None:
     """Refuse, before any model work, outputs that would overwrite an input or each other (a dataset's rows
     are named only once read: the output folder checks those as they are written)."""
-    from summarize_cli.sinks import output_path
-    from summarize_cli.sources import InputFile, is_dataset
+    from summarize_cli.inputs.sources import InputFile, is_dataset
+    from summarize_cli.outputs.sinks import output_path
 
     files = [item for item in items if isinstance(item, InputFile)]
     inputs = {item.path.resolve() for item in files if item.path is not None}
@@ -482,7 +482,7 @@ def _check_outputs(items, writing) -> None:
 
 def _check_output_file(items, output: Path) -> None:
     """--output must not be one of the inputs, through whatever path or link."""
-    from summarize_cli.sources import InputFile
+    from summarize_cli.inputs.sources import InputFile
 
     if not output.exists():
         return
@@ -495,8 +495,8 @@ def _check_output_file(items, output: Path) -> None:
 
 def _without_existing(items, writing) -> tuple[list, int]:
     """Drop inputs whose summary file is already there; return the rest and how many were dropped."""
-    from summarize_cli.sinks import output_path
-    from summarize_cli.sources import InputFile, is_dataset
+    from summarize_cli.inputs.sources import InputFile, is_dataset
+    from summarize_cli.outputs.sinks import output_path
 
     kept = [
         item

@@ -14,11 +14,11 @@ class ReadyRun:
     """A loaded engine, its resolved settings and a summarizer, with what the user must be told."""
 
     spec: RunSpec
-    engine: object  # summarize_cli.engine.Engine (imported lazily: torch and transformers are heavy)
-    settings: object  # summarize_cli.settings.GenerationSettings
-    summarizer: object  # summarize_cli.pipeline.Summarizer
-    cache: object | None = None  # summarize_cli.cache.ResultCache
-    stage: object | None = None  # summarize_cli.cache.CacheStage over `cache`
+    engine: object  # summarize_cli.model.engine.Engine (imported lazily: torch and transformers are heavy)
+    settings: object  # summarize_cli.model.settings.GenerationSettings
+    summarizer: object  # summarize_cli.run.pipeline.Summarizer
+    cache: object | None = None  # summarize_cli.run.cache.ResultCache
+    stage: object | None = None  # summarize_cli.run.cache.CacheStage over `cache`
     warnings: list[str] = field(default_factory=list)  # to show once, before any result
     _cache_warned: bool = False
 
@@ -92,7 +92,7 @@ class RoutedRun:
         return self.runs[model]
 
     def summarize(self, items: Iterable[Document | Problem]) -> Iterator[Result | Problem]:
-        from summarize_cli.pipeline import windows
+        from summarize_cli.run.pipeline import windows
 
         for window, _ in windows(items, self.window):
             yield from self._run_window(window)
@@ -132,8 +132,8 @@ def build_run(spec: RunSpec, on_status: Callable[[str], None] = lambda message: 
 
 def _build_one(spec: RunSpec, on_status: Callable[[str], None]) -> ReadyRun:
     """Load the model, resolve its settings against the user's, open the cache, and make the summarizer."""
-    from summarize_cli.engine import load_engine
-    from summarize_cli.settings import check_bounds, output_limit, resolve
+    from summarize_cli.model.engine import load_engine
+    from summarize_cli.model.settings import check_bounds, output_limit, resolve
 
     model = spec.model
     engine = load_engine(
@@ -163,7 +163,7 @@ def _build_one(spec: RunSpec, on_status: Callable[[str], None]) -> ReadyRun:
 def open_cache(run_info: dict, generation):
     """The result cache and the stage that consults it, for runs made as `run_info` and the generation
     spec's non-setting choices (--long, --force) say."""
-    from summarize_cli.cache import CacheStage, ResultCache
+    from summarize_cli.run.cache import CacheStage, ResultCache
 
     cache = ResultCache()
     return cache, CacheStage(cache, run_info, {"long": generation.long_mode, "force": generation.force})

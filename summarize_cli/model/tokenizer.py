@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from summarize_cli.errors import ModelLoadError
-from summarize_cli.model_source import read_json
+from summarize_cli.model.source import read_json
 
 _PIECE_CHARS = 100_000  # long texts are encoded in pieces so memory stays bounded
 

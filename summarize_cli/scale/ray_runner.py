@@ -18,8 +18,8 @@ from dataclasses import replace
 
 from summarize_cli.documents import Document, Problem, Result
 from summarize_cli.errors import SettingsError, SummarizeError
-from summarize_cli.pipeline import windows
-from summarize_cli.records import from_row, to_row
+from summarize_cli.outputs.records import from_row, to_row
+from summarize_cli.run.pipeline import windows
 from summarize_cli.specs import RaySpec, RunSpec
 
 RAY_EXTRA = "pip install 'summarize-cli[ray]'"
@@ -45,7 +45,7 @@ class SummarizeWorker:
         from summarize_cli.quiet import quiet_environment
 
         quiet_environment()
-        from summarize_cli.build import build_run
+        from summarize_cli.run.build import build_run
 
         self.run = None
         self.error: tuple[str, int] | None = None
@@ -150,7 +150,7 @@ class RayRunner:
         ]
         self.model_name, self.batch_size, self.run_info = first["model_name"], first["batch_size"], first["run_info"]
         if self.driver_caches:
-            from summarize_cli.build import open_cache
+            from summarize_cli.run.build import open_cache
 
             self.cache, self.stage = open_cache(self.run_info, self.generation)
             self.warnings.extend(self.late_warnings())
@@ -217,7 +217,7 @@ class RayRunner:
     def divert_native_stderr(self) -> None:
         """Ray's C++ core and its workers write notices straight to file descriptor 2: send those to a log
         file, and give Python's sys.stderr (progress, warnings, errors) a copy of the real stderr."""
-        from summarize_cli.cache import cache_dir
+        from summarize_cli.run.cache import cache_dir
 
         try:
             self.log_path = cache_dir() / "ray.log"

@@ -6,7 +6,7 @@ import os
 from collections.abc import Callable
 from typing import Protocol
 
-from summarize_cli.settings import GenerationSettings
+from summarize_cli.model.settings import GenerationSettings
 
 
 class Backend(Protocol):

@@ -13,7 +13,7 @@ from collections.abc import Iterable, Iterator
 from pathlib import Path
 
 from summarize_cli import __version__
-from summarize_cli.records import CACHE_SCHEMA
+from summarize_cli.outputs.records import CACHE_SCHEMA
 
 
 def cache_dir() -> Path:
@@ -109,7 +109,7 @@ class CacheStage:
 
     def lookup(self, items: Iterable) -> Iterator:
         from summarize_cli.documents import Document
-        from summarize_cli.records import from_cache
+        from summarize_cli.outputs.records import from_cache
 
         for item in items:
             if self.active and isinstance(item, Document):
@@ -123,7 +123,7 @@ class CacheStage:
 
     def store(self, results: Iterable) -> Iterator:
         from summarize_cli.documents import Result
-        from summarize_cli.records import cache_value
+        from summarize_cli.outputs.records import cache_value
 
         for result in results:
             if self.active and isinstance(result, Result) and not result.cached:

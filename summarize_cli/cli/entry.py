@@ -14,13 +14,13 @@ def main() -> None:
         if code:  # the interpreter's own flush at exit would fail again, loudly
             os._exit(code)
         return
-    from summarize_cli.cli import main as run
+    from summarize_cli.cli.app import main as run
 
     run()
 
 
 def _written(text: str) -> int:
-    """0, or the exit code for a stdout that cannot take `text` (as summarize_cli.cli.flush_output does,
+    """0, or the exit code for a stdout that cannot take `text` (as summarize_cli.cli.app.flush_output does,
     without importing the CLI)."""
     from summarize_cli.errors import EXIT_SIGPIPE, stdout_failed
 

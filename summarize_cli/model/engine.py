@@ -7,10 +7,10 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from summarize_cli.backends import Backend
 from summarize_cli.errors import ModelLoadError, SettingsError
-from summarize_cli.model_source import ModelSource, resolve_model
-from summarize_cli.tokenizer import TextTokenizer
+from summarize_cli.model.backends import Backend
+from summarize_cli.model.source import ModelSource, resolve_model
+from summarize_cli.model.tokenizer import TextTokenizer
 
 BACKENDS = ("auto", "torch", "ctranslate2")
 _STAND_INS: dict[str, Callable[..., Engine]] = {}
@@ -48,7 +48,7 @@ class Engine:
 
     def summarizer(self, settings, batch_size: int | None = None, long_mode: str = "chunk", force: bool = False):
         """A Summarizer over this engine."""
-        from summarize_cli.pipeline import Summarizer
+        from summarize_cli.run.pipeline import Summarizer
 
         return Summarizer(
             self.backend,
@@ -75,7 +75,7 @@ class Engine:
 
 def choose_backend(requested: str, source: ModelSource, device: str) -> str:
     """auto: ctranslate2 when installed and able to run this model on this device, else torch."""
-    from summarize_cli.backends import ct2_backend
+    from summarize_cli.model.backends import ct2_backend
 
     if requested not in BACKENDS:
         raise SettingsError(f"--backend must be one of {', '.join(BACKENDS)}")
@@ -130,7 +130,7 @@ def load_engine(
 
 
 def _load_torch(source: ModelSource, device: str, dtype: str, threads: int | None) -> Engine:
-    from summarize_cli.backends.torch_backend import TorchBackend
+    from summarize_cli.model.backends.torch_backend import TorchBackend
 
     tokenizer = TextTokenizer.from_dir(source.path, source.config)
     runner = TorchBackend(source, device, dtype, threads, eos_id=tokenizer.eos_id, pad_id=tokenizer.pad_id)
@@ -145,7 +145,7 @@ def _load_ct2(
     on_status: Callable[[str], None],
     one_document: bool = False,
 ) -> Engine:
-    from summarize_cli.backends import ct2_backend
+    from summarize_cli.model.backends import ct2_backend
 
     ct2_device, index = ct2_backend.pick_device(device)
     precision = ct2_backend.pick_compute_type(compute_type, ct2_device, source.model_type)

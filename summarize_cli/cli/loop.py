@@ -8,12 +8,12 @@ from dataclasses import replace
 import typer
 
 from summarize_cli import worker
-from summarize_cli.cli_common import out_of_the_way, progress_bar, say, silence_stdout, status
+from summarize_cli.cli.common import out_of_the_way, progress_bar, say, silence_stdout, status
 from summarize_cli.documents import IDLE, Document, Problem, Result
 from summarize_cli.errors import EXIT_SIGPIPE, Terminated, signal_exit
-from summarize_cli.language import detect_languages
-from summarize_cli.report import RunReport
-from summarize_cli.sources import InputFile, is_dataset, read_inputs
+from summarize_cli.inputs.language import detect_languages
+from summarize_cli.inputs.sources import InputFile, is_dataset, read_inputs
+from summarize_cli.outputs.report import RunReport
 from summarize_cli.specs import InputSpec, OutputSpec, RaySpec, RunSpec
 
 
@@ -28,7 +28,7 @@ def expected_results(items: list, stdin_format: str) -> int | None:
 def start_runner(run: RunSpec, ray: RaySpec | None, show: bool):
     """A ready local run, or a started Ray runner: both summarize inputs and say the same things."""
     if ray is not None:
-        from summarize_cli.ray_runner import RayRunner
+        from summarize_cli.scale.ray_runner import RayRunner
 
         runner = RayRunner(run, ray)
         runner.divert_native_stderr()  # before any display: Ray's own notices go to its log from here on
@@ -39,7 +39,7 @@ def start_runner(run: RunSpec, ray: RaySpec | None, show: bool):
             runner.close()
             raise
         return runner
-    from summarize_cli.build import build_run
+    from summarize_cli.run.build import build_run
 
     with status(f"Loading {run.model.model} ...", show) as spinner:
         return worker.call(lambda: build_run(run, on_status=spinner.update))
@@ -137,7 +137,7 @@ def as_extracted(item: Document | Problem) -> Result | Problem:
 
 def _without_existing(documents, output: OutputSpec, report: RunReport):
     """--skip-existing for what is known only once read: dataset rows and stdin jsonl lines."""
-    from summarize_cli.sinks import output_path
+    from summarize_cli.outputs.sinks import output_path
 
     for document in documents:
         if (
@@ -150,7 +150,7 @@ def _without_existing(documents, output: OutputSpec, report: RunReport):
 
 
 def _sink(output: OutputSpec, run_info: dict, several: bool | None):
-    from summarize_cli.sinks import DatasetSink, DirectorySink, StdoutSink
+    from summarize_cli.outputs.sinks import DatasetSink, DirectorySink, StdoutSink
 
     if output.output_file is not None:
         return DatasetSink(output.output_file, run_info, extract=output.extract)
@@ -165,7 +165,7 @@ def _stream(results, sink, report: RunReport, show: bool) -> None:
     The sink is closed only when the run completes; a run that stops early abandons it, so an --output
     file it would have replaced is left as it was.
     """
-    from summarize_cli.sinks import DuplicateOutput
+    from summarize_cli.outputs.sinks import DuplicateOutput
 
     progress = progress_bar(show)
     on_screen = show and sink.writes_to_terminal()  # summaries and the display share the screen

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from summarize_cli.backends import physical_cores, strip_special
 from summarize_cli.errors import ModelLoadError, SettingsError
-from summarize_cli.model_source import T5_FAMILY, ModelSource
-from summarize_cli.settings import GenerationSettings
+from summarize_cli.model.backends import physical_cores, strip_special
+from summarize_cli.model.settings import GenerationSettings
+from summarize_cli.model.source import T5_FAMILY, ModelSource
 
 
 def pick_device(requested: str) -> str:

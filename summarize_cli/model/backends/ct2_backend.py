@@ -11,10 +11,10 @@ import tempfile
 from collections.abc import Callable
 from pathlib import Path
 
-from summarize_cli.backends import physical_cores, strip_special
 from summarize_cli.errors import ModelLoadError, SettingsError
-from summarize_cli.model_source import T5_FAMILY, ModelSource
-from summarize_cli.settings import GenerationSettings
+from summarize_cli.model.backends import physical_cores, strip_special
+from summarize_cli.model.settings import GenerationSettings
+from summarize_cli.model.source import T5_FAMILY, ModelSource
 
 # CTranslate2's OpenMP (libgomp in the Linux wheels, configured when ctranslate2 is first imported) spins
 # a waiting thread up to 300,000 times at every barrier. A one-off's replica splits each step over every
@@ -83,7 +83,7 @@ def pick_compute_type(requested: str, device: str, model_type: str) -> str:
 
 
 def cache_root() -> Path:
-    from summarize_cli.cache import cache_dir
+    from summarize_cli.run.cache import cache_dir
 
     return cache_dir() / "ctranslate2"
 
@@ -133,7 +133,7 @@ def _convert_into(source: ModelSource, compute_type: str, output: Path) -> None:
             str(output), quantization=compute_type, force=True
         )
         if not (source.path / "tokenizer.json").is_file():
-            from summarize_cli.tokenizer import TextTokenizer
+            from summarize_cli.model.tokenizer import TextTokenizer
 
             TextTokenizer.from_dir(source.path, source.config).save(output)
     except OSError:

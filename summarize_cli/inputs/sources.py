@@ -11,11 +11,11 @@ from fnmatch import fnmatch
 from pathlib import Path, PurePosixPath
 from typing import BinaryIO
 
-from summarize_cli.decoding import has_content
 from summarize_cli.documents import IDLE, Document, Idle, Problem
 from summarize_cli.errors import InputError, SkippedInput
-from summarize_cli.fetch import DEFAULT_TIMEOUT, body_format, fetch, is_url, url_relpath
-from summarize_cli.formats import DEFAULT_INCLUDE, MissingExtra, detect, extract, parser_notes
+from summarize_cli.inputs.decoding import has_content
+from summarize_cli.inputs.fetch import DEFAULT_TIMEOUT, body_format, fetch, is_url, url_relpath
+from summarize_cli.inputs.formats import DEFAULT_INCLUDE, MissingExtra, detect, extract, parser_notes
 from summarize_cli.specs import DEFAULT_MAX_INPUT_BYTES, InputSpec
 
 __all__ = ["DEFAULT_INCLUDE", "InputFile", "discover", "read_documents", "read_inputs"]

@@ -1,0 +1,1 @@
+"""The commands: options, specs built from them, one call each, and the one error funnel."""

@@ -1,0 +1,1 @@
+"""Inputs: find, fetch, decode, extract and detect the language of documents."""

@@ -1,0 +1,1 @@
+"""Outputs: the record schema, the sinks (stdout formats, files, datasets) and the run report."""

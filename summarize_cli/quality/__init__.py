@@ -1,0 +1,1 @@
+"""Scoring summaries: ROUGE and the baselines beside the model."""
