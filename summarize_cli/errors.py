@@ -20,6 +20,16 @@ class SettingsError(SummarizeError):
     exit_code = EXIT_USAGE
 
 
+class UsageError(SettingsError):
+    """An option's value, or a combination of options, that cannot work: raised by the spec it concerns
+    when the spec is made, before any model loads. `option` names it as the user typed it."""
+
+    def __init__(self, option: str, message: str):
+        super().__init__(message)
+        self.option = option
+        self.message = message
+
+
 class InputError(SummarizeError):
     """One input cannot be read; the run goes on without it and counts it as failed."""
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, fields, replace
 from pathlib import Path
 
-from summarize_cli.errors import SettingsError
+from summarize_cli.errors import SettingsError, UsageError
 
 LONG_MODES = ("chunk", "truncate")
 DEFAULT_MAX_INPUT_BYTES = 20_000_000
@@ -13,6 +13,45 @@ MAX_SEED = 2**32 - 1  # what every backend's random generator takes
 # --length: the model's own minimum and maximum summary length, scaled (medium is the model's default)
 LENGTH_PRESETS = {"short": 0.5, "medium": 1.0, "long": 2.0}
 _NOT_SETTINGS = ("long_mode", "length", "force")
+STDIN = "-"
+OUTPUT_SUFFIXES = (".jsonl", ".parquet")
+
+
+def _set(spec, name: str, value) -> None:
+    """Normalise a field of a frozen spec while it is being made."""
+    object.__setattr__(spec, name, value)
+
+
+def _as_path(spec, *names: str) -> None:
+    for name in names:
+        value = getattr(spec, name)
+        if value is not None and not isinstance(value, Path):
+            _set(spec, name, Path(value))
+
+
+def parse_routes(values) -> tuple[tuple[str, str], ...]:
+    """--model-for LANG=MODEL values (or pairs) as (language, model) pairs, checked."""
+    pairs = []
+    for value in values:
+        if isinstance(value, tuple):
+            pairs.append(value)
+            continue
+        language, _, model = value.partition("=")
+        language, model = language.strip().lower(), model.strip()
+        if not language or not model or not language.isalpha() or len(language) > 3:
+            raise UsageError("--model-for", f"{value!r}: give LANG=MODEL, e.g. zh=csebuetnlp/mT5_multilingual_XLSum")
+        pairs.append((language, model))
+    return tuple(pairs)
+
+
+def parse_language(value: str | None) -> str | None:
+    """--language as an ISO 639-1 (or -3) code, checked."""
+    if value is None:
+        return None
+    code = value.strip().lower()
+    if not code.isalpha() or not 2 <= len(code) <= 3:
+        raise UsageError("--language", f"{value!r}: give an ISO 639-1 code such as en or zh")
+    return code
 
 
 @dataclass(frozen=True)
@@ -85,6 +124,9 @@ class RunSpec:
     use_cache: bool = True
     routes: tuple[tuple[str, str], ...] = ()  # (language, model): documents in that language go to that model
 
+    def __post_init__(self) -> None:
+        _set(self, "routes", parse_routes(self.routes or ()))
+
     def for_model(self, model: str) -> RunSpec:
         """The same run with another model: what a route is built from."""
         return replace(self, model=replace(self.model, model=model), routes=())
@@ -92,9 +134,10 @@ class RunSpec:
 
 @dataclass(frozen=True)
 class InputSpec:
-    """How inputs are found and read."""
+    """How inputs are found and read. An empty `inputs` means stdin (or, from a terminal, a usage hint);
+    an empty `include`, every extension the readers know."""
 
-    inputs: tuple[str, ...] = ("-",)
+    inputs: tuple[str, ...] = (STDIN,)
     include: tuple[str, ...] = ()
     exclude: tuple[str, ...] = ()
     stdin_format: str = "text"
@@ -104,6 +147,23 @@ class InputSpec:
     id_column: str = "id"
     timeout: float = 30.0  # seconds to connect to, and to wait on, a URL
     language: str | None = None  # every input's language, declared (else detected per document)
+    files_from: str | None = None  # a file listing more inputs, one a line (- for stdin)
+    null: bool = False  # the list's names end in NUL (find -print0)
+
+    def __post_init__(self) -> None:
+        for name in ("inputs", "include", "exclude"):
+            _set(self, name, tuple(getattr(self, name) or ()))
+        _set(self, "language", parse_language(self.language))
+        if self.null and self.files_from is None:
+            raise UsageError("-0/--null", "needs --files-from")
+        if self.files_from == STDIN and STDIN in self.inputs:
+            raise UsageError("--files-from -", "stdin holds the list: it cannot be an input too")
+        if self.inputs.count(STDIN) > 1:
+            raise UsageError("INPUTS", "stdin (-) can be given only once")
+        if self.stdin_format != "text" and self.inputs and STDIN not in self.inputs:
+            raise UsageError(
+                "--stdin-format", "applies to stdin: give - among the inputs, or pipe the stream with no inputs"
+            )
 
 
 @dataclass(frozen=True)
@@ -118,10 +178,88 @@ class OutputSpec:
     skip_existing: bool = False
     extract: bool = False  # the text each input becomes, instead of its summary
 
+    def __post_init__(self) -> None:
+        _as_path(self, "output_dir", "output_file")
+        if self.output_file is not None:
+            if self.output_file.suffix.lower() not in OUTPUT_SUFFIXES:
+                raise UsageError("--output", f"must end in .jsonl or .parquet: {self.output_file}")
+            if self.fmt != "text":
+                raise UsageError(
+                    "-f/--format",
+                    f"--output writes {self.output_file.suffix[1:]} (its extension says the format); "
+                    f"leave out -f {self.fmt}",
+                )
+            if self.output_dir is not None:
+                raise UsageError("--output", "give either --output FILE or -o/--output-dir DIR")
+        if self.skip_existing and self.output_dir is None:
+            raise UsageError("--skip-existing", "needs -o/--output-dir")
+        if self.combine and self.output_dir is not None:
+            raise UsageError(
+                "--combine", "makes one summary: redirect stdout (> combined.txt) or use --output FILE.jsonl"
+            )
+        if self.combine and self.extract:
+            raise UsageError("--combine", "--extract prints each input's text; there is nothing to combine")
+
 
 @dataclass(frozen=True)
 class RaySpec:
-    """Run on Ray: the cluster to join (None: a local instance) and how many actors."""
+    """Run on Ray (`enabled`): the cluster to join (None: a local instance) and how many actors."""
 
+    enabled: bool = True
     address: str | None = None
     workers: int | None = None
+
+    def __post_init__(self) -> None:
+        if (self.address or self.workers) and not self.enabled:
+            raise UsageError("--ray-address" if self.address else "--workers", "needs --ray")
+
+
+@dataclass(frozen=True)
+class Job:
+    """One `summarize` invocation: what to run, on what, into what, and where."""
+
+    run: RunSpec
+    inputs: InputSpec
+    outputs: OutputSpec
+    ray: RaySpec
+    clear_cache: bool = False  # empty the result cache and stop
+
+    def __post_init__(self) -> None:
+        if self.clear_cache and self.inputs.inputs:
+            raise UsageError("--clear-cache", "empties the cache and exits: give it no inputs")
+        if self.outputs.extract:
+            given = [
+                name
+                for name, value in vars(self.run.generation).items()
+                if name != "long_mode" and value not in (None, False)
+            ] + (["batch_size"] if self.run.model.batch_size is not None else [])
+            if given:
+                names = ", ".join("--" + name.replace("_", "-") for name in given)
+                raise UsageError("--extract", f"prints text without summarising: {names} would do nothing")
+
+
+@dataclass(frozen=True)
+class EvalSpec:
+    """What `summarize eval` scores: a JSONL file with references, or a folder of documents beside a folder
+    of references; which systems (the run, each --compare, Lead-3); and how the scores are reported."""
+
+    data: Path
+    references: Path | None = None
+    text_field: str = "text"
+    reference_field: str = "summary"
+    id_field: str = "id"
+    limit: int | None = None
+    compare: tuple[str, ...] = ()
+    lead3: bool = True
+    fmt: str = "table"
+    per_document: Path | None = None
+    language: str | None = None  # every document's language, declared (else detected per document)
+
+    def __post_init__(self) -> None:
+        _as_path(self, "data", "references", "per_document")
+        _set(self, "compare", tuple(self.compare or ()))
+        _set(self, "language", parse_language(self.language))
+        if self.data.is_dir() and self.references is None:
+            raise UsageError("DATA", "a folder of documents needs a folder of references too")
+        if not self.data.is_dir() and self.references is not None:
+            raise UsageError("REFERENCES", "a JSONL file holds its own references")

@@ -81,7 +81,7 @@ class Echo:
 
     def summary(self, text: str, max_length: int = 12) -> str:
         """As the product makes it: a summary that stopped at max_length is cut back to its last sentence."""
-        from summarize_cli.run.chunker import trim_to_sentence
+        from summarize_cli.sentences import trim_to_sentence
 
         ids = list(self.tokenizer.encode(text).ids[:max_length])
         summary = self.tokenizer.decode(ids)

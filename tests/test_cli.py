@@ -9,8 +9,6 @@ from pathlib import Path
 import pytest
 from conftest import FAST, run, usage_error
 
-from summarize_cli.cli import app as cli
-
 
 def write(path: Path, text: str) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -37,7 +35,7 @@ def test_stdin_is_read_when_no_inputs(echo_model, samples):
 
 
 def test_terminal_stdin_without_inputs_is_a_usage_error(echo_model, monkeypatch):
-    monkeypatch.setattr(cli, "_stdin_is_terminal", lambda: True)
+    monkeypatch.setattr("summarize_cli.cli.loop._stdin_is_terminal", lambda: True)
     result = run([])
     assert result.exit_code == 2
     assert "Usage: summarize" in result.stderr and result.stdout == ""

@@ -122,7 +122,7 @@ def test_eval_breaks_rouge_down_by_language(env_model, chinese_model, tmp_path, 
 
 def test_sentences_keep_abbreviations_and_split_chinese():
     from summarize_cli.quality.evaluate import lead
-    from summarize_cli.run.chunker import sentences
+    from summarize_cli.sentences import sentences
 
     assert sentences("Dr. Smith met U.S. officials. The rate was 3.5 percent. E.g. this stays.") == [
         "Dr. Smith met U.S. officials.",

@@ -11,8 +11,9 @@ from summarize_cli.documents import IDLE, Document, Problem, Result
 from summarize_cli.errors import SettingsError
 from summarize_cli.model.settings import GenerationSettings
 from summarize_cli.model.tokenizer import TextTokenizer
-from summarize_cli.run.chunker import sentence_starts, split_tokens
+from summarize_cli.run.chunker import split_tokens
 from summarize_cli.run.pipeline import Summarizer
+from summarize_cli.sentences import sentence_starts
 
 
 @pytest.fixture

@@ -11,7 +11,15 @@ import typer
 from rich.console import Console
 from typer.core import TyperCommand, TyperGroup
 
-from summarize_cli.errors import EXIT_SIGINT, EXIT_SIGPIPE, EXIT_SIGTERM, SettingsError, SummarizeError, Terminated
+from summarize_cli.errors import (
+    EXIT_SIGINT,
+    EXIT_SIGPIPE,
+    EXIT_SIGTERM,
+    SettingsError,
+    SummarizeError,
+    Terminated,
+    UsageError,
+)
 
 stderr = Console(stderr=True, highlight=False, soft_wrap=True)
 
@@ -68,6 +76,8 @@ def handle_errors(command):
             return command(*args, **kwargs)
         except (typer.Exit, typer.Abort, typer.BadParameter):
             raise
+        except UsageError as exc:  # a spec refused an option: Click's usage line and exit 2, like its own checks
+            raise typer.BadParameter(exc.message, param_hint=exc.option) from None
         except SummarizeError as exc:
             if debug:
                 raise

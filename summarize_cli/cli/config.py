@@ -122,3 +122,48 @@ def check_generation(path: Path, defaults: dict) -> None:
         GenerationSpec(**given)
     except SettingsError as exc:
         raise SettingsError(f"the config file {path}: {exc}") from None
+
+
+def listing(group, maps: dict) -> str:
+    """The config file's path and every option's value in effect for each command of `group`, with where it
+    comes from, as TOML that can be pasted back into the file."""
+    from dataclasses import fields
+
+    from summarize_cli.cli.common import long_options
+    from summarize_cli.specs import GenerationSpec
+
+    model_own = {f.name for f in fields(GenerationSpec)} | {"batch_size", "threads"}  # None: the model decides
+    path = config_path()
+    lines = [f"# config file: {path} ({'found' if path.is_file() else 'none there'})"]
+    for name in ("summarize", "eval"):
+        command = group.commands[name]
+        shown = command.make_context(name, [], default_map=maps.get(name), resilient_parsing=True)
+        lines.append(f"\n[{name}]" if name == "eval" else "")
+        for key, param in sorted(long_options(command).items()):
+            if key in ("help", "version", "clear-cache") or param.expose_value is False:
+                continue
+            value = shown.params.get(param.name)
+            source = shown.get_parameter_source(param.name)
+            where = {"DEFAULT_MAP": "config file", "ENVIRONMENT": f"env {param.envvar}"}.get(
+                source.name if source else "", "default"
+            )
+            unset = "the model's own" if param.name in model_own else "not set"
+            shown_value = unset if value is None else _toml(value)
+            lines.append(f"{key} = {shown_value}  # {where}" if value is not None else f"# {key}: {shown_value}")
+    return "\n".join(line for line in lines if line is not None).strip("\n")
+
+
+def _toml(value) -> str:
+    """A value as TOML writes it."""
+    import json
+    from enum import Enum
+
+    if isinstance(value, Enum):
+        value = value.value
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, (list, tuple)):
+        return "[" + ", ".join(_toml(v) for v in value) + "]"
+    if isinstance(value, (int, float)):
+        return str(value)
+    return json.dumps(str(value), ensure_ascii=False)

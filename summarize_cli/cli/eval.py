@@ -7,17 +7,16 @@ import time
 from dataclasses import dataclass, fields, replace
 from enum import Enum
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING
 
 import typer
 
 from summarize_cli import worker
 from summarize_cli.cli import options as opt
 from summarize_cli.cli.common import handle_errors, print_result, progress_bar, say, show_progress, status
-from summarize_cli.cli.options import IO
 
 if TYPE_CHECKING:  # imported when a run is built: --help needs none of it
-    from summarize_cli.specs import RunSpec
+    from summarize_cli.specs import EvalSpec, RunSpec
 
 # `summarize eval` on its own: the main app registers the same function; --compare parses with this one
 eval_app = typer.Typer(
@@ -25,7 +24,6 @@ eval_app = typer.Typer(
     context_settings={"help_option_names": ["-h", "--help"]},
     rich_markup_mode="rich",
 )
-OPTION_FIELDS = {"long": "long_mode"}  # option name -> spec field, where they differ
 
 
 @dataclass(frozen=True)
@@ -36,61 +34,20 @@ class System:
     label: str | None = None
 
 
-class EvalFormat(str, Enum):
-    table = "table"
-    json = "json"
-
-
 @eval_app.command(name="eval")
 @handle_errors
 def evaluate(
-    data: Annotated[
-        Path,
-        typer.Argument(
-            help="A JSONL file of documents with reference summaries, or a folder of documents.",
-            exists=True,
-            show_default=False,
-            metavar="DATA",
-        ),
-    ],
-    references: Annotated[
-        Path | None,
-        typer.Argument(
-            help="With a folder of documents: the folder of references, matched by file name.",
-            exists=True,
-            file_okay=False,
-            show_default=False,
-            metavar="[REFERENCES]",
-        ),
-    ] = None,
-    text_field: Annotated[str, typer.Option(help="JSONL field holding the document.", rich_help_panel=IO)] = "text",
-    reference_field: Annotated[
-        str, typer.Option(help="JSONL field holding the reference summary.", rich_help_panel=IO)
-    ] = "summary",
-    id_field: Annotated[str, typer.Option(help="JSONL field naming the document.", rich_help_panel=IO)] = "id",
-    limit: Annotated[
-        int | None, typer.Option(min=1, help="Evaluate only the first N documents.", rich_help_panel=IO)
-    ] = None,
-    compare: Annotated[
-        list[str] | None,
-        typer.Option(
-            help="Another system to score beside the first, as options: --compare '--num-beams 1' or "
-            "--compare '-m facebook/bart-large-cnn' (repeatable).",
-            rich_help_panel=IO,
-        ),
-    ] = None,
-    lead3: Annotated[
-        bool, typer.Option("--lead3/--no-lead3", help="Score the Lead-3 baseline too.", rich_help_panel=IO)
-    ] = True,
-    fmt: Annotated[
-        EvalFormat, typer.Option("-f", "--format", help="table (Rich) or json.", rich_help_panel=IO)
-    ] = EvalFormat.table,
-    per_document: Annotated[
-        Path | None,
-        typer.Option(
-            help="Write per-document scores (and summaries) to this JSONL file; - for stdout.", rich_help_panel=IO
-        ),
-    ] = None,
+    ctx: typer.Context,
+    data: opt.Data,
+    references: opt.References = None,
+    text_field: opt.TextField = "text",
+    reference_field: opt.ReferenceField = "summary",
+    id_field: opt.IdField = "id",
+    limit: opt.Limit = None,
+    compare: opt.Compare = None,
+    lead3: opt.Lead3 = True,
+    fmt: opt.EvalFormatOpt = opt.EvalFormat.table,
+    per_document: opt.PerDocument = None,
     model: opt.Model = "t5-small",
     model_for: opt.ModelFor = None,
     language: opt.Language = None,
@@ -118,74 +75,45 @@ def evaluate(
     quiet: opt.Quiet = False,
 ) -> None:
     """Score summaries against references with ROUGE-1/2/L/Lsum F1, beside Lead-3 and other settings."""
+    from summarize_cli.specs import EvalSpec
+
+    # eval measures the model's speed: cached summaries would flatter it
+    base = System(opt.run_spec(ctx.params, use_cache=False))
+    score(opt.spec_from(EvalSpec, ctx.params), base, show=show_progress(quiet))
+
+
+def score(spec: EvalSpec, base: System, show: bool) -> None:
+    """Score the base system, each --compare and Lead-3 on the examples, and print the report."""
     import json
 
-    from summarize_cli.quality import evaluate as ev
-    from summarize_cli.specs import RunSpec
-
-    base = System(
-        RunSpec(
-            model=opt.model_spec(
-                model=model,
-                backend=backend,
-                device=device,
-                dtype=dtype,
-                compute_type=compute_type,
-                offline=offline,
-                threads=threads,
-                batch_size=batch_size,
-            ),
-            generation=opt.generation_spec(
-                num_beams=num_beams,
-                do_sample=do_sample,
-                temperature=temperature,
-                top_p=top_p,
-                top_k=top_k,
-                min_length=min_length,
-                max_length=max_length,
-                length_penalty=length_penalty,
-                no_repeat_ngram_size=no_repeat_ngram_size,
-                seed=seed,
-                prefix=prefix,
-                long=long,
-            ),
-            use_cache=False,  # eval measures the model's speed: cached summaries would flatter it
-            routes=opt.routes(model_for),
-        )
-    )
-    systems = [base] + [_compare_system(spec, base) for spec in compare or []]
-    rouge = ev.Rouge()
-    if data.is_dir():
-        if references is None:
-            raise typer.BadParameter("a folder of documents needs a folder of references too", param_hint="DATA")
-        examples = ev.load_folder_pair(data, references)
-    else:
-        if references is not None:
-            raise typer.BadParameter("a JSONL file holds its own references", param_hint="REFERENCES")
-        examples = ev.load_jsonl(data, text_field, reference_field, id_field)
-    examples = examples[:limit] if limit else examples
     from summarize_cli.inputs.language import Detector
+    from summarize_cli.quality import evaluate as ev
 
-    declared = opt.language(language)
+    systems = [base] + [_compare_system(options, base) for options in spec.compare]
+    rouge = ev.Rouge()
+    if spec.data.is_dir():
+        examples = ev.load_folder_pair(spec.data, spec.references)
+    else:
+        examples = ev.load_jsonl(spec.data, spec.text_field, spec.reference_field, spec.id_field)
+    examples = examples[: spec.limit] if spec.limit else examples
     routable = {}
     for example in examples:  # for routing and for the per-language rows
-        found = None if declared else Detector.detect(example.text)
-        example.language = declared or found.language
-        routable[example.id] = declared is not None or found.routable
+        found = None if spec.language else Detector.detect(example.text)
+        example.language = spec.language or found.language
+        routable[example.id] = spec.language is not None or found.routable
 
     reports = []
-    show = show_progress(quiet)
     for system in systems:
         predictions, seconds, name = _run_model(system, examples, show, routable)
         reports.append(ev.score_system(name, examples, predictions, seconds, rouge))
-    if lead3:
+    if spec.lead3:
         reports.append(ev.score_system("Lead-3", examples, [ev.lead(e.text) for e in examples], None, rouge))
     counts = ev.tokenization_counts(examples, rouge)
-    if per_document is not None:
-        _write_per_document(per_document, reports)
-    if fmt == EvalFormat.json:
+    if spec.per_document is not None:
+        _write_per_document(spec.per_document, reports)
+    if spec.fmt == "json":
         print_result(json.dumps(ev.report_json(reports, counts), ensure_ascii=False, indent=2))
-    elif per_document != Path("-"):
+    elif spec.per_document != Path("-"):
         try:
             _print_table(reports, counts)
         except OSError as exc:  # a full device; a closed pipe is Rich's, and ends with 141
@@ -218,7 +146,7 @@ def _compare_system(spec: str, base: System) -> System:
             continue
         value = context.params[name]
         value = value.value if isinstance(value, Enum) else value
-        field = OPTION_FIELDS.get(name, name)
+        field = opt.FIELD_FOR.get(name, name)
         if field in model_fields:
             model_given[field] = value
         elif field in generation_fields:

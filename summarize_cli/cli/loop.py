@@ -10,11 +10,56 @@ import typer
 from summarize_cli import worker
 from summarize_cli.cli.common import out_of_the_way, progress_bar, say, silence_stdout, status
 from summarize_cli.documents import IDLE, Document, Problem, Result
-from summarize_cli.errors import EXIT_SIGPIPE, Terminated, signal_exit
+from summarize_cli.errors import EXIT_SIGPIPE, SummarizeError, Terminated, signal_exit
 from summarize_cli.inputs.language import detect_languages
-from summarize_cli.inputs.sources import InputFile, is_dataset, read_inputs
+from summarize_cli.inputs.sources import STDIN, InputFile, is_dataset, listed_inputs, read_inputs
 from summarize_cli.outputs.report import RunReport
-from summarize_cli.specs import InputSpec, OutputSpec, RaySpec, RunSpec
+from summarize_cli.run.plan import plan
+from summarize_cli.specs import InputSpec, Job, OutputSpec, RaySpec, RunSpec
+
+
+def run_job(job: Job, show: bool, verbose: bool) -> None:
+    """One `summarize`: empty the cache, or find the inputs, plan the outputs and summarise."""
+    if job.clear_cache:
+        from summarize_cli.run.cache import clear
+
+        say([f"Cleared the result cache ({clear()})."])
+        return
+    reading = job.inputs
+    if reading.files_from is not None:
+        listed = listed_inputs(reading.files_from, reading.null, _stdin())
+        reading = replace(reading, inputs=(*reading.inputs, *listed), files_from=None, null=False)
+        if not reading.inputs:
+            raise SummarizeError(f"--files-from {job.inputs.files_from} lists no inputs")
+    if not reading.inputs:
+        if _stdin_is_terminal():
+            say(
+                [
+                    "Usage: summarize [OPTIONS] [INPUTS]...",
+                    "Give files or folders to summarise, or pipe text in: cat article.txt | summarize",
+                    "Try 'summarize --help' for help.",
+                ]
+            )
+            raise typer.Exit(2)
+        reading = replace(reading, inputs=(STDIN,))
+    found = plan(reading, job.outputs)
+    summarize_all(
+        found.items,
+        inputs=reading,
+        output=job.outputs,
+        run=job.run,
+        ray=job.ray if job.ray.enabled else None,
+        already_done=found.already_done,
+        show=show,
+        verbose=verbose,
+    )
+
+
+def _stdin_is_terminal() -> bool:
+    try:
+        return sys.stdin is None or sys.stdin.isatty()
+    except (AttributeError, ValueError):
+        return True
 
 
 def expected_results(items: list, stdin_format: str) -> int | None:

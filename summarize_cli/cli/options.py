@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from dataclasses import fields
 from enum import Enum
+from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 if TYPE_CHECKING:  # the specs are imported when built: --help needs none of them
-    from summarize_cli.specs import GenerationSpec, ModelSpec
+    from summarize_cli.specs import RunSpec
 
 
 GEN = "Generation (each overrides the model's own default)"
@@ -153,88 +156,232 @@ Verbose = Annotated[
 ]
 
 
-def model_spec(
-    *,
-    model: str,
-    backend: BackendName,
-    device: str,
-    dtype: Dtype,
-    compute_type: ComputeType,
-    offline: bool,
-    threads: int | None,
-    batch_size: int | None,
-) -> ModelSpec:
-    """The model options of either command as a ModelSpec."""
-    from summarize_cli.specs import ModelSpec
+# summarize's own options
 
-    return ModelSpec(
-        model=model,
-        backend=backend.value,
-        device=device,
-        dtype=dtype.value,
-        compute_type=compute_type.value,
-        offline=offline,
-        threads=threads,
-        batch_size=batch_size,
+
+class Format(str, Enum):
+    text = "text"
+    json = "json"
+    jsonl = "jsonl"
+    markdown = "markdown"
+
+
+class InputFormat(str, Enum):
+    auto = "auto"
+    text = "text"
+    html = "html"
+    markdown = "markdown"
+    pdf = "pdf"
+    docx = "docx"
+
+
+class StdinFormat(str, Enum):
+    text = "text"
+    jsonl = "jsonl"
+
+
+def _version(value: bool) -> None:
+    if value:
+        from summarize_cli import __version__
+
+        typer.echo(f"summarize-cli {__version__}")
+        raise typer.Exit()
+
+
+Inputs = Annotated[
+    list[str] | None,
+    typer.Argument(
+        help="Files, folders (walked recursively) or - for stdin. Default: stdin.",
+        show_default=False,
+        metavar="[INPUTS]...",
+    ),
+]
+Include = Annotated[
+    list[str] | None,
+    typer.Option(
+        help="Glob of files to take from folders (repeatable; default: every supported extension).",
+        rich_help_panel=IO,
+    ),
+]
+Exclude = Annotated[
+    list[str] | None, typer.Option(help="Glob of files or folders to leave out (repeatable).", rich_help_panel=IO)
+]
+StdinFormatOpt = Annotated[
+    StdinFormat,
+    typer.Option(help='text: stdin is one document; jsonl: one {"text", "id"} per line.', rich_help_panel=IO),
+]
+InputFormatOpt = Annotated[
+    InputFormat, typer.Option(help="How to read inputs (auto: by extension; stdin: text).", rich_help_panel=IO)
+]
+MaxInputBytes = Annotated[
+    int,
+    typer.Option(
+        min=1,
+        help="Refuse inputs (files, stdin, URL bodies, each JSONL line or Parquet row, extracted text) "
+        "larger than this.",
+        rich_help_panel=IO,
+    ),
+]
+FilesFrom = Annotated[
+    str | None,
+    typer.Option(
+        "--files-from",
+        help="Read input paths and URLs from this file, one per line (- for stdin), after any INPUTS.",
+        metavar="FILE",
+        rich_help_panel=IO,
+    ),
+]
+Null = Annotated[
+    bool, typer.Option("-0", "--null", help="With --files-from: names end in NUL (find -print0).", rich_help_panel=IO)
+]
+Timeout = Annotated[float, typer.Option(min=0.1, help="Seconds to connect to, and wait on, a URL.", rich_help_panel=IO)]
+Extract = Annotated[
+    bool,
+    typer.Option(
+        "--extract",
+        help="Print the text each input becomes (after decoding and extraction) instead of summarising; "
+        "loads no model.",
+        rich_help_panel=IO,
+    ),
+]
+FormatOpt = Annotated[Format, typer.Option("-f", "--format", help="Output format.", rich_help_panel=IO)]
+Bullets = Annotated[
+    bool,
+    typer.Option(
+        "--bullets",
+        help="Each summary as a list of its sentences (a long document: one point per section).",
+        rich_help_panel=IO,
+    ),
+]
+Combine = Annotated[bool, typer.Option("--combine", help="One summary of every input together.", rich_help_panel=IO)]
+OutputDir = Annotated[
+    Path | None,
+    typer.Option(
+        "-o",
+        "--output-dir",
+        help="Write one file per input here, mirroring the inputs.",
+        file_okay=False,
+        rich_help_panel=IO,
+    ),
+]
+Output = Annotated[
+    Path | None,
+    typer.Option(
+        "--output", help="Write every record into one .jsonl or .parquet file.", dir_okay=False, rich_help_panel=IO
+    ),
+]
+TextColumn = Annotated[
+    str, typer.Option(help="Column (or JSONL field) holding the text in .jsonl/.parquet inputs.", rich_help_panel=IO)
+]
+IdColumn = Annotated[
+    str, typer.Option(help="Column (or JSONL field) naming each row in .jsonl/.parquet inputs.", rich_help_panel=IO)
+]
+Ray = Annotated[
+    bool,
+    typer.Option("--ray", help="Run on Ray: a local instance, or the cluster at --ray-address.", rich_help_panel=RAY),
+]
+RayAddress = Annotated[
+    str | None,
+    typer.Option(
+        help="Cluster to join: auto, or ray://HEAD:10001 (default: start a local Ray; RAY_ADDRESS is honoured).",
+        rich_help_panel=RAY,
+    ),
+]
+Workers = Annotated[
+    int | None,
+    typer.Option(
+        min=1,
+        help="Ray actors, each with the model loaded (default: one per CPU, or per GPU with --device cuda).",
+        rich_help_panel=RAY,
+    ),
+]
+SkipExisting = Annotated[
+    bool,
+    typer.Option(
+        "--skip-existing", help="With -o: skip inputs whose summary file exists (resume a run).", rich_help_panel=IO
+    ),
+]
+NoCache = Annotated[
+    bool, typer.Option("--no-cache", help="Neither read nor write the result cache.", rich_help_panel=IO)
+]
+ClearCache = Annotated[
+    bool | None, typer.Option("--clear-cache", help="Empty the result cache and exit (give no inputs).")
+]
+Version = Annotated[
+    bool | None, typer.Option("--version", callback=_version, is_eager=True, help="Show the version and exit.")
+]
+
+# eval's own options
+
+
+class EvalFormat(str, Enum):
+    table = "table"
+    json = "json"
+
+
+Data = Annotated[
+    Path,
+    typer.Argument(
+        help="A JSONL file of documents with reference summaries, or a folder of documents.",
+        exists=True,
+        show_default=False,
+        metavar="DATA",
+    ),
+]
+References = Annotated[
+    Path | None,
+    typer.Argument(
+        help="With a folder of documents: the folder of references, matched by file name.",
+        exists=True,
+        file_okay=False,
+        show_default=False,
+        metavar="[REFERENCES]",
+    ),
+]
+TextField = Annotated[str, typer.Option(help="JSONL field holding the document.", rich_help_panel=IO)]
+ReferenceField = Annotated[str, typer.Option(help="JSONL field holding the reference summary.", rich_help_panel=IO)]
+IdField = Annotated[str, typer.Option(help="JSONL field naming the document.", rich_help_panel=IO)]
+Limit = Annotated[int | None, typer.Option(min=1, help="Evaluate only the first N documents.", rich_help_panel=IO)]
+Compare = Annotated[
+    list[str] | None,
+    typer.Option(
+        help="Another system to score beside the first, as options: --compare '--num-beams 1' or "
+        "--compare '-m facebook/bart-large-cnn' (repeatable).",
+        rich_help_panel=IO,
+    ),
+]
+Lead3 = Annotated[bool, typer.Option("--lead3/--no-lead3", help="Score the Lead-3 baseline too.", rich_help_panel=IO)]
+EvalFormatOpt = Annotated[EvalFormat, typer.Option("-f", "--format", help="table (Rich) or json.", rich_help_panel=IO)]
+PerDocument = Annotated[
+    Path | None,
+    typer.Option(
+        help="Write per-document scores (and summaries) to this JSONL file; - for stdout.", rich_help_panel=IO
+    ),
+]
+
+# options -> specs: each spec field takes the option of its name (or of the name given here)
+FIELD_FOR = {"long": "long_mode", "output": "output_file", "ray": "enabled", "ray_address": "address"}
+
+
+def spec_from(cls, params: Mapping[str, object], **given):
+    """A `cls` spec from a command's parsed options: each field from the option of its name, enums as
+    their values, lists as tuples; `given` fields as they are. The spec checks itself when made."""
+    names = {f.name for f in fields(cls)}
+    for name, value in params.items():
+        field = FIELD_FOR.get(name, name)
+        if field in names and field not in given:
+            value = value.value if isinstance(value, Enum) else value
+            given[field] = tuple(value) if isinstance(value, list) else value
+    return cls(**given)
+
+
+def run_spec(params: Mapping[str, object], use_cache: bool) -> RunSpec:
+    """The model, generation and routing options of either command as a RunSpec."""
+    from summarize_cli.specs import GenerationSpec, ModelSpec, RunSpec
+
+    return RunSpec(
+        model=spec_from(ModelSpec, params),
+        generation=spec_from(GenerationSpec, params),
+        use_cache=use_cache,
+        routes=tuple(params.get("model_for") or ()),
     )
-
-
-def generation_spec(
-    *,
-    num_beams: int | None,
-    do_sample: bool | None,
-    temperature: float | None,
-    top_p: float | None,
-    top_k: int | None,
-    min_length: int | None,
-    max_length: int | None,
-    length_penalty: float | None,
-    no_repeat_ngram_size: int | None,
-    seed: int | None,
-    prefix: str | None,
-    long: LongMode,
-    length: LengthPreset | None = None,
-    force: bool = False,
-) -> GenerationSpec:
-    """The generation options of either command as a GenerationSpec, checked before any model loads."""
-    from summarize_cli.specs import GenerationSpec
-
-    return GenerationSpec(
-        num_beams=num_beams,
-        do_sample=do_sample,
-        temperature=temperature,
-        top_p=top_p,
-        top_k=top_k,
-        min_length=min_length,
-        max_length=max_length,
-        length_penalty=length_penalty,
-        no_repeat_ngram_size=no_repeat_ngram_size,
-        seed=seed,
-        prefix=prefix,
-        long_mode=long.value,
-        length=None if length is None else length.value,
-        force=force,
-    )
-
-
-def routes(model_for: list[str] | None) -> tuple[tuple[str, str], ...]:
-    """--model-for LANG=MODEL values as (language, model) pairs, checked."""
-    pairs = []
-    for value in model_for or []:
-        language, _, model = value.partition("=")
-        language, model = language.strip().lower(), model.strip()
-        if not language or not model or not language.isalpha() or len(language) > 3:
-            raise typer.BadParameter(
-                f"{value!r}: give LANG=MODEL, e.g. zh=csebuetnlp/mT5_multilingual_XLSum", param_hint="--model-for"
-            )
-        pairs.append((language, model))
-    return tuple(pairs)
-
-
-def language(value: str | None) -> str | None:
-    if value is None:
-        return None
-    code = value.strip().lower()
-    if not code.isalpha() or not 2 <= len(code) <= 3:
-        raise typer.BadParameter(f"{value!r}: give an ISO 639-1 code such as en or zh", param_hint="--language")
-    return code

@@ -139,7 +139,7 @@ def _identifier(langid, data):
 def _cached_model_folder():
     from py3langid import __version__ as version
 
-    from summarize_cli.run.cache import cache_dir
+    from summarize_cli.dirs import cache_dir
 
     return cache_dir() / f"langid-{version}-{len(LANGUAGES)}"
 

@@ -12,7 +12,7 @@ from pathlib import Path, PurePosixPath
 from typing import BinaryIO
 
 from summarize_cli.documents import IDLE, Document, Idle, Problem
-from summarize_cli.errors import InputError, SkippedInput
+from summarize_cli.errors import InputError, SkippedInput, SummarizeError
 from summarize_cli.inputs.decoding import has_content
 from summarize_cli.inputs.fetch import DEFAULT_TIMEOUT, body_format, fetch, is_url, url_relpath
 from summarize_cli.inputs.formats import DEFAULT_INCLUDE, MissingExtra, detect, extract, parser_notes
@@ -485,3 +485,15 @@ def safe_relpath(name: str, number: int) -> Path:
     """A file name for a jsonl id that cannot climb out of --output-dir."""
     cleaned = "".join(ch if ch.isalnum() or ch in "-_." else "_" for ch in name).strip("._")
     return Path(cleaned[:120] or f"line-{number}")
+
+
+def listed_inputs(source: str, null: bool, stdin) -> list[str]:
+    """--files-from: one path or URL a line (NUL-separated with -0), taken as written; blank entries skipped.
+    A listed `-` is a file of that name, not stdin."""
+    try:
+        raw = Path(source).read_bytes() if source != STDIN else stdin.read() if stdin is not None else b""
+    except OSError as exc:
+        raise SummarizeError(f"cannot read --files-from {source}: {exc.strerror or exc}") from None
+    names = raw.split(b"\0") if null else raw.splitlines()
+    listed = [os.fsdecode(name) for name in names if name.strip()]
+    return [os.path.join(".", name) if name == STDIN else name for name in listed]

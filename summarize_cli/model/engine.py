@@ -46,19 +46,6 @@ class Engine:
             return 4 * getattr(self.backend, "replicas", 1)
         return 8
 
-    def summarizer(self, settings, batch_size: int | None = None, long_mode: str = "chunk", force: bool = False):
-        """A Summarizer over this engine."""
-        from summarize_cli.run.pipeline import Summarizer
-
-        return Summarizer(
-            self.backend,
-            self.tokenizer,
-            settings,
-            batch_size or self.default_batch_size,
-            long_mode,
-            force=force,
-        )
-
     def run_info(self, settings) -> dict:
         """What json records say about how their summary was made."""
         return {**self.info(), "settings": settings.as_dict()}

@@ -67,7 +67,7 @@ def from_cache(document: Document, value: dict) -> Result:
 
 def to_record(result: Result, run_info: dict) -> dict:
     """The public, machine-readable form of one result (json, jsonl, --output files)."""
-    from summarize_cli.run.chunker import sentences
+    from summarize_cli.sentences import sentences
 
     combined = {} if result.sources is None else {"sources": result.sources}
     return {

@@ -103,7 +103,7 @@ def _body(result: Result, bullets: bool = False) -> str:
     """What a text or Markdown output shows: the summary (as `- ` points with --bullets: its sentences, or
     a chunked document's section summaries), or an extracted text, without final newlines."""
     if bullets:
-        from summarize_cli.run.chunker import sentences
+        from summarize_cli.sentences import sentences
 
         points = result.sections or sentences(result.summary)
         return "\n".join(f"- {point}" for point in points)

@@ -11,7 +11,7 @@ from pathlib import Path
 from summarize_cli.documents import Document
 from summarize_cli.errors import SummarizeError
 from summarize_cli.inputs.sources import discover, read_documents
-from summarize_cli.run.chunker import sentences
+from summarize_cli.sentences import sentences
 
 ROUGE_TYPES = ("rouge1", "rouge2", "rougeL", "rougeLsum")
 EVAL_EXTRA = "pip install 'summarize-cli[eval]'"

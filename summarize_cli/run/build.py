@@ -134,6 +134,7 @@ def _build_one(spec: RunSpec, on_status: Callable[[str], None]) -> ReadyRun:
     """Load the model, resolve its settings against the user's, open the cache, and make the summarizer."""
     from summarize_cli.model.engine import load_engine
     from summarize_cli.model.settings import check_bounds, output_limit, resolve
+    from summarize_cli.run.pipeline import Summarizer
 
     model = spec.model
     engine = load_engine(
@@ -152,7 +153,14 @@ def _build_one(spec: RunSpec, on_status: Callable[[str], None]) -> ReadyRun:
     limit = output_limit(engine.source.config, engine.tokenizer.model_max_length)
     settings = check_bounds(settings, overrides, limit, engine.source.name)
     warnings = list(engine.backend.notes) + list(engine.backend.check(settings))
-    summarizer = engine.summarizer(settings, model.batch_size, spec.generation.long_mode, spec.generation.force)
+    summarizer = Summarizer(
+        engine.backend,
+        engine.tokenizer,
+        settings,
+        model.batch_size or engine.default_batch_size,
+        spec.generation.long_mode,
+        force=spec.generation.force,
+    )
     run = ReadyRun(spec, engine, settings, summarizer, warnings=warnings)
     if spec.use_cache:
         run.cache, run.stage = open_cache(run.run_info, spec.generation)

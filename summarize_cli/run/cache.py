@@ -5,7 +5,6 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import json
-import os
 import sqlite3
 import threading
 from collections import deque
@@ -13,14 +12,8 @@ from collections.abc import Iterable, Iterator
 from pathlib import Path
 
 from summarize_cli import __version__
+from summarize_cli.dirs import cache_dir
 from summarize_cli.outputs.records import CACHE_SCHEMA
-
-
-def cache_dir() -> Path:
-    """The folder for converted models and cached results (SUMMARIZE_CACHE_DIR overrides)."""
-    from platformdirs import user_cache_dir
-
-    return Path(os.environ.get("SUMMARIZE_CACHE_DIR") or user_cache_dir("summarize-cli"))
 
 
 def results_path() -> Path:

@@ -13,7 +13,8 @@ from summarize_cli.model.backends import Backend, submit
 from summarize_cli.model.settings import GenerationSettings
 from summarize_cli.model.tokenizer import TextTokenizer
 from summarize_cli.run.batcher import length_batches
-from summarize_cli.run.chunker import split_tokens, trim_to_sentence
+from summarize_cli.run.chunker import split_tokens
+from summarize_cli.sentences import trim_to_sentence
 from summarize_cli.specs import LONG_MODES
 
 

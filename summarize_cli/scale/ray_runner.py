@@ -217,7 +217,7 @@ class RayRunner:
     def divert_native_stderr(self) -> None:
         """Ray's C++ core and its workers write notices straight to file descriptor 2: send those to a log
         file, and give Python's sys.stderr (progress, warnings, errors) a copy of the real stderr."""
-        from summarize_cli.run.cache import cache_dir
+        from summarize_cli.dirs import cache_dir
 
         try:
             self.log_path = cache_dir() / "ray.log"

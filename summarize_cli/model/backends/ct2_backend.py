@@ -83,7 +83,7 @@ def pick_compute_type(requested: str, device: str, model_type: str) -> str:
 
 
 def cache_root() -> Path:
-    from summarize_cli.run.cache import cache_dir
+    from summarize_cli.dirs import cache_dir
 
     return cache_dir() / "ctranslate2"
 
