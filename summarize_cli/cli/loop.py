@@ -70,12 +70,24 @@ def expected_results(items: list, stdin_format: str) -> int | None:
     return len(items)
 
 
-def start_runner(run: RunSpec, ray: RaySpec | None, show: bool):
-    """A ready local run, or a started Ray runner: both summarize inputs and say the same things."""
-    if ray is not None:
-        from summarize_cli.scale.ray_runner import RayRunner
+def on_ray_data(items: list, output: OutputSpec) -> bool:
+    """Finite inputs run on Ray Data (the workers read and write); stdin, which only the driver can read,
+    and --combine, which gathers every summary on the driver, run on an actor pool fed by the driver."""
+    return not output.combine and not any(isinstance(i, InputFile) and i.is_stdin for i in items)
 
-        runner = RayRunner(run, ray)
+
+def start_runner(run: RunSpec, ray: RaySpec | None, show: bool, planned: tuple | None = None):
+    """A ready local run, or a started Ray runner: both summarize inputs and say the same things.
+    `planned` (inputs, output): the Ray run reads and writes on its workers, with Ray Data."""
+    if ray is not None:
+        if planned is not None:
+            from summarize_cli.scale.dataset import DatasetRunner
+
+            runner = DatasetRunner(run, ray, *planned)
+        else:
+            from summarize_cli.scale.ray_runner import RayRunner
+
+            runner = RayRunner(run, ray)
         runner.divert_native_stderr()  # before any display: Ray's own notices go to its log from here on
         try:
             with status("Starting Ray ...", show) as spinner:
@@ -110,14 +122,19 @@ def summarize_all(
     readable = any(isinstance(i, InputFile) for i in items)
     if expected == 1 and ray is None:  # a one-off: one replica with every core
         run = replace(run, model=replace(run.model, one_document=True))
+    ray_data = ray is not None and readable and not output.extract and on_ray_data(items, output)
+    planned = (inputs, output) if ray_data else None
     try:
-        runner = start_runner(run, ray, show) if readable and not output.extract else None
+        runner = start_runner(run, ray, show, planned) if readable and not output.extract else None
     except (KeyboardInterrupt, Terminated) as exc:  # during the model load: nothing done, all left
         lines, code = report.stopped(signal_exit(exc))
         say(lines)
         raise typer.Exit(code) from None
+    sink = None
+    # as `head` does, failures count; a dataset or jsonl stream is many records by nature
+    several = not output.combine and (True if expected is None else len(items) > 1)
     try:
-        documents = read_inputs(items, _stdin(), inputs)
+        documents = read_inputs(items, _stdin(), inputs) if planned is None else iter(())
         if output.skip_existing and output.output_dir is not None:
             documents = _without_existing(documents, output, report)
         if output.extract:  # the text itself: no model at all
@@ -130,14 +147,19 @@ def summarize_all(
             if verbose:
                 say(runner.describe())
             report.model_name = runner.model_name
-            results = runner.summarize(detect_languages(documents, inputs.language))
+            if planned is not None:
+
+                def done() -> None:
+                    report.already_done += 1
+
+                results, sink = runner.summarize_planned(items, on_done=done), runner.sink(several)
+            else:
+                results = runner.summarize(detect_languages(documents, inputs.language))
             if output.combine:
                 results = combined(results, runner, report)
             results = worker.iterate(results)
             run_info = runner.run_info
-        # as `head` does, failures count; a dataset or jsonl stream is many records by nature
-        several = not output.combine and (True if expected is None else len(items) > 1)
-        _stream(results, _sink(output, run_info, several), report, show)
+        _stream(results, sink or _sink(output, run_info, several), report, show)
         if runner is not None:
             say([f"Warning: {w}" for w in runner.late_warnings()])
     finally:

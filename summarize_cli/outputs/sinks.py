@@ -125,6 +125,23 @@ class DuplicateOutput(OutputError):
     """Two documents of one run map to the same output file."""
 
 
+def duplicate_message(first: str, path: Path) -> str:
+    return f"its summary would overwrite that of {first} ({path}); give each document its own id"
+
+
+def write_result_file(path: Path, result: Result, fmt: str, run_info: dict, extract: bool, bullets: bool) -> None:
+    """One result's own file under an output folder, in `fmt`, written atomically (a retried write of the
+    same result replaces it whole, never doubles it)."""
+    if fmt in ("json", "jsonl"):
+        indent = 2 if fmt == "json" else None
+        text = json.dumps(record_of(result, run_info, extract), ensure_ascii=False, indent=indent) + "\n"
+    elif fmt == "markdown":
+        text = f"## {result.source}\n\n{_body(result, bullets)}\n"
+    else:
+        text = _body(result, bullets) + "\n"
+    write_atomic(path, text)
+
+
 class DirectorySink:
     """Writes one file per result under `out_dir`, mirroring the inputs, each written atomically."""
 
@@ -144,18 +161,9 @@ class DirectorySink:
         """Write one summary; a second input aiming at a path this run wrote (a repeated jsonl id) is refused."""
         path = self.path_for(result.document.relpath or Path("stdin"))
         if path in self._claimed:
-            raise DuplicateOutput(
-                f"its summary would overwrite that of {self._claimed[path]} ({path}); give each document its own id"
-            )
+            raise DuplicateOutput(duplicate_message(self._claimed[path], path))
         self._claimed[path] = result.source
-        if self.fmt in ("json", "jsonl"):
-            indent = 2 if self.fmt == "json" else None
-            text = json.dumps(record_of(result, self.run_info, self.extract), ensure_ascii=False, indent=indent) + "\n"
-        elif self.fmt == "markdown":
-            text = f"## {result.source}\n\n{_body(result, self.bullets)}\n"
-        else:
-            text = _body(result, self.bullets) + "\n"
-        write_atomic(path, text)
+        write_result_file(path, result, self.fmt, self.run_info, self.extract, self.bullets)
         self.written += 1
 
     def close(self) -> None:
@@ -210,6 +218,164 @@ def write_atomic(path: Path, text: str) -> None:
             raise
 
 
+def parquet_row(row: dict) -> dict:
+    """A record as a Parquet row: one column type in every row, empty or not, whatever the first rows
+    hold (lists and tables as JSON text)."""
+    for column in ("settings", "warnings", "sentences", "sections", "sources"):
+        if column in row:
+            row[column] = json.dumps(row[column], ensure_ascii=False)
+    row["final_url"] = row["final_url"] or ""  # a string column even where no row came from a URL
+    if "language" in row:
+        row["language"] = row["language"] or ""
+        confidence = row["language_confidence"]
+        row["language_confidence"] = float("nan") if confidence is None else float(confidence)
+    return row
+
+
+def write_part(folder: Path, name: str, records: list[dict], suffix: str) -> None:
+    """One batch's records as a part file `folder/name.SUFFIX`, written atomically: a batch that runs again
+    (its worker died) replaces its part, so the joined file holds each record once."""
+    path = folder / f"{name}{suffix}"
+    if suffix == ".jsonl":
+        write_atomic(path, "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in records))
+        return
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    table = pa.Table.from_pylist([parquet_row(dict(r)) for r in records])
+    with deferred():
+        fd, tmp = _temporary_beside(path)
+        try:
+            with os.fdopen(fd, "wb") as handle:
+                pq.write_table(table, handle)
+            os.replace(tmp, path)
+        except BaseException:
+            with contextlib.suppress(OSError):
+                os.unlink(tmp)
+            raise
+
+
+def join_parts(folder: Path, handle, suffix: str) -> int:
+    """Every part in `folder`, in name order (input order), into the open binary `handle`: JSONL parts
+    byte for byte, Parquet parts table by table (whole column chunks, no per-row work). The row count."""
+    parts = sorted(folder.glob(f"*{suffix}")) if folder.is_dir() else []
+    if suffix == ".jsonl":
+        rows = 0
+        for part in parts:
+            with open(part, "rb") as source:
+                data = source.read()
+            rows += data.count(b"\n")
+            handle.write(data)
+        return rows
+    if not parts:
+        return 0
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    schema = pa.unify_schemas([pq.read_schema(p) for p in parts], promote_options="permissive")
+    rows = 0
+    with pq.ParquetWriter(handle, schema) as writer:
+        for part in parts:
+            table = pq.read_table(part)
+            writer.write_table(table.select(schema.names) if table.schema == schema else _conform(table, schema))
+            rows += table.num_rows
+    return rows
+
+
+def _conform(table, schema):
+    import pyarrow as pa
+
+    columns = [
+        table.column(f.name).cast(f.type) if f.name in table.column_names else pa.nulls(table.num_rows, f.type)
+        for f in schema
+    ]
+    return pa.Table.from_arrays(columns, schema=schema)
+
+
+class PartsSink:
+    """--output on Ray: the workers wrote each batch's records as part files in `parts`; this counts the
+    results as they arrive and joins the parts into `path` when the run completes (with at least one
+    record), as DatasetSink does for a local run; a stopped run leaves them joined in NAME.partial.EXT."""
+
+    def __init__(self, path: Path, parts: Path):
+        self.path = path
+        self.parts = parts
+        self.written = 0
+        self._closed = False
+
+    def write(self, result: Result) -> None:
+        self.written += 1
+
+    def _join_into(self, target: Path) -> int:
+        fd, tmp = _temporary_beside(target)
+        try:
+            with os.fdopen(fd, "wb") as handle:
+                rows = join_parts(self.parts, handle, self.path.suffix.lower())
+                handle.flush()
+                os.fsync(handle.fileno())
+            if rows:
+                os.replace(tmp, target)
+            else:
+                os.unlink(tmp)
+            return rows
+        except BaseException as exc:
+            with contextlib.suppress(OSError):
+                os.unlink(tmp)
+            if isinstance(exc, OSError):
+                raise OutputError(f"cannot write {target}: {exc.strerror or exc}") from None
+            raise
+
+    def close(self) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        try:
+            if self.written:
+                self._join_into(self.path)
+        finally:
+            self._remove_parts()
+
+    def _remove_parts(self) -> None:
+        import shutil
+
+        shutil.rmtree(self.parts, ignore_errors=True)
+
+    def writes_to_terminal(self) -> bool:
+        return False
+
+    def abandon(self) -> Path | None:
+        if self._closed:
+            return None
+        self._closed = True
+        partial = self.path.with_name(f"{self.path.stem}.partial{self.path.suffix}")
+        try:
+            return partial if self._join_into(partial) else None
+        except (OSError, OutputError):
+            return None
+        finally:
+            self._remove_parts()
+
+
+class WrittenSink:
+    """-o DIR on Ray: the workers wrote each result's file; this only counts what arrives."""
+
+    def __init__(self, out_dir: Path):
+        self.out_dir = out_dir
+        self.written = 0
+
+    def write(self, result: Result) -> None:
+        self.written += 1
+
+    def close(self) -> None:
+        pass
+
+    def writes_to_terminal(self) -> bool:
+        return False
+
+    def abandon(self) -> None:
+        """Each file was complete when written: nothing to undo."""
+
+
 class DatasetSink:
     """Writes every record into one `.jsonl` or `.parquet` file that replaces `path` only when the run
     completes with at least one record; an interrupted or failed run leaves `path` as it was."""
@@ -236,16 +402,7 @@ class DatasetSink:
             with deferred():
                 self._write(lambda: self._handle.write(line))
         else:
-            # JSON text: one column type in every row, empty or not
-            for column in ("settings", "warnings", "sentences", "sections", "sources"):
-                if column in row:
-                    row[column] = json.dumps(row[column], ensure_ascii=False)
-            row["final_url"] = row["final_url"] or ""  # a string column even where no row came from a URL
-            if "language" in row:  # the same types in every row group, whatever its first rows hold
-                row["language"] = row["language"] or ""
-                confidence = row["language_confidence"]
-                row["language_confidence"] = float("nan") if confidence is None else float(confidence)
-            self._rows.append(row)
+            self._rows.append(parquet_row(row))
             if len(self._rows) >= self._rows_per_group:
                 self._flush_parquet()
         self.written += 1
