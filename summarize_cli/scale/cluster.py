@@ -52,7 +52,8 @@ class Cluster:
         address = self.address
         if address is None and os.environ.get("RAY_ADDRESS", "").strip() not in ("", "local"):
             address = os.environ["RAY_ADDRESS"].strip()  # ray.init would join it: check it the same way
-        check_reachable(resolve_address(address))
+        address = resolve_address(address)
+        check_reachable(address)
         try:
             ray.init(
                 address=address,
@@ -154,8 +155,11 @@ def resolve_address(address: str | None) -> str | None:
     a stale record is checked before Ray spends minutes retrying it."""
     if address != "auto":
         return address
-    from ray._private import services
+    from ray._private import services, utils
 
+    recorded = utils.read_ray_address(None)  # the last `ray start` here: what Ray itself prefers
+    if recorded:
+        return recorded
     try:
         found = services.canonicalize_bootstrap_address(address)
     except (ConnectionError, ValueError) as exc:
