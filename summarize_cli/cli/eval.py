@@ -49,6 +49,7 @@ def evaluate(
     fmt: opt.EvalFormatOpt = opt.EvalFormat.table,
     per_document: opt.PerDocument = None,
     model: opt.Model = "t5-small",
+    method: opt.Method = opt.MethodName.auto,
     model_for: opt.ModelFor = None,
     language: opt.Language = None,
     backend: opt.Backend = opt.BackendName.auto,
