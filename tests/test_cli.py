@@ -194,7 +194,7 @@ def test_invalid_options_are_usage_errors_before_loading(args, message, error):
 
 def test_missing_model_is_one_clear_line(tmp_path, monkeypatch):
     monkeypatch.setenv("HF_HOME", str(tmp_path / "hf"))
-    result = run(["-m", "t5-small", "-"], input="Some text to summarise.")
+    result = run(["-m", "t5-small", "--method", "abstractive", "-"], input="Some text to summarise.")
     assert result.exit_code == 1
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1
