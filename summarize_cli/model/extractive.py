@@ -138,7 +138,7 @@ class ExtractiveEngine:
 
     def describe(self, settings: ExtractiveSettings) -> list[str]:
         return [
-            f"method extractive: LexRank ({self.source.revision}) over sentencex sentences, no model loaded",
+            f"method extractive: {self.source.revision} over sentencex sentences, no model loaded",
             f"settings at most {settings.sentences} sentences and {settings.max_tokens} tokens per summary "
             f"(--length, --max-length); documents of more than {settings.ranked} sentences rank their "
             f"{settings.ranked} most central by vocabulary",
