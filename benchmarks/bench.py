@@ -2,6 +2,7 @@
 """Speed of `summarize` against the naive one-generate()-per-document loop, as whole processes.
 
 usage: python benchmarks/bench.py [--docs 16] [--repeat 1] [--work DIR] [--skip-naive] [--skip-ray] [--flat N]
+                                  [--only-extractive]
 
 Uses ../shared/bench/ (make_model.py builds a random-weight model of t5-small's exact shape, corpus.jsonl
 holds news-length documents, baseline.py is the naive loop). Every variant summarises the same documents
@@ -11,7 +12,9 @@ Markdown table; peak RSS is the process's maximum resident set size.
 
 Also printed: `--version` beside a bare `python -c pass`, `--help` beside a bare Typer app with as many
 options, the engine floor (CTranslate2's translate_batch alone, everything loaded: no change above the
-engine can beat it on this machine), and a flat-throughput run (--flat N documents in one process).
+engine can beat it on this machine), a flat-throughput run (--flat N documents in one process), and the
+extractive method (--method extractive: no model) on the same documents, beside the model's rows
+(--only-extractive measures that row alone, in seconds: the rest takes many minutes).
 """
 
 from __future__ import annotations
@@ -59,10 +62,18 @@ def main() -> None:
     parser.add_argument("--skip-naive", action="store_true", help="leave out the slow naive loop")
     parser.add_argument("--skip-ray", action="store_true", help="leave out the local Ray run")
     parser.add_argument("--flat", type=int, default=1000, help="documents in the flat-throughput run (0: none)")
+    parser.add_argument("--only-extractive", action="store_true", help="measure the extractive row alone")
     args = parser.parse_args()
     if not SHARED.is_dir():
         sys.exit(f"needs {SHARED} (make_model.py, corpus.jsonl, baseline.py)")
     args.work.mkdir(parents=True, exist_ok=True)
+    corpus = args.work / f"corpus-{args.docs}.jsonl"
+    lines = (SHARED / "corpus.jsonl").read_text(encoding="utf-8").splitlines()[: args.docs]
+    corpus.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    env = {**os.environ, "SUMMARIZE_CACHE_DIR": str(args.work / "cache"), "HF_HUB_OFFLINE": "1"}
+    if args.only_extractive:
+        _print_table([_extractive_row(args, corpus, env, None)])
+        return
     model = args.work / "t5-small-random"
     if not (model / "model.safetensors").is_file():
         print("building the t5-small-shaped model ...", file=sys.stderr)
@@ -71,15 +82,11 @@ def main() -> None:
             check=True,
             capture_output=True,
         )
-    corpus = args.work / f"corpus-{args.docs}.jsonl"
-    lines = (SHARED / "corpus.jsonl").read_text(encoding="utf-8").splitlines()[: args.docs]
-    corpus.write_text("\n".join(lines) + "\n", encoding="utf-8")
     docs = [json.loads(line) for line in lines]
     one = min(docs, key=lambda d: abs(len(d["text"].split()) - 650))
     article = args.work / "one-article.txt"
     article.write_text(one["text"], encoding="utf-8")
 
-    env = {**os.environ, "SUMMARIZE_CACHE_DIR": str(args.work / "cache"), "HF_HUB_OFFLINE": "1"}
     shutil.rmtree(args.work / "cache", ignore_errors=True)
     summarize = [sys.executable, "-m", "summarize_cli", "-m", str(model), "-q"]
     forced = ["--min-length", str(OUT_TOKENS), "--max-length", str(OUT_TOKENS), "--long", "truncate"]
@@ -123,6 +130,8 @@ def main() -> None:
                 )
             )
             print(rows[-1], file=sys.stderr)
+    rows.append(_extractive_row(args, corpus, env, naive_rate.get(4)))
+    print(rows[-1], file=sys.stderr)
 
     if _has("ray") and not args.skip_ray:  # Ray's fixed start-up cost needs more documents to show its throughput
         full = args.work / "corpus-all.jsonl"
@@ -165,10 +174,25 @@ def main() -> None:
     print(f"Machine: {platform.machine()}, {os.cpu_count()} CPUs ({_cpu_name()}), Python {platform.python_version()}")
     print(f"Versions: {_versions()}")
     print(f"One-time CTranslate2 conversion of the model (int8): {conversion:.1f} s\n")
+    _print_table(rows)
+
+
+def _print_table(rows: list[tuple]) -> None:
     print("| workload | variant | wall time | docs/s | vs naive | peak RSS (MB) |")
     print("| --- | --- | --- | --- | --- | --- |")
     for row in rows:
         print("| " + " | ".join(row) + " |")
+
+
+def _extractive_row(args, corpus: Path, env: dict, naive: float | None) -> tuple:
+    """The same documents summarised by --method extractive (no model, no torch), as a whole process."""
+    cmd = [sys.executable, "-m", "summarize_cli", "--method", "extractive", "-q", "--no-cache"]
+    cmd += ["--stdin-format", "jsonl", "-f", "jsonl"]
+    wall, rss = median_run(cmd, max(args.repeat, 3), corpus, env)
+    rate = args.docs / wall
+    ratio = f"{rate / naive:.1f}x" if naive else ""
+    name = "summarize --method extractive (no model)"
+    return (f"{args.docs} docs", name, f"{wall:.2f} s", f"{rate:.2f}", ratio, f"{rss:.0f}")
 
 
 def _option_count() -> int:

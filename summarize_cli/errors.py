@@ -14,6 +14,17 @@ class ModelLoadError(SummarizeError):
     """The model or its tokenizer cannot be found, fetched or loaded."""
 
 
+class ModelUnavailable(ModelLoadError):
+    """The model is not on this machine and cannot be downloaded now (offline, or the Hub unreachable): the
+    one failure `--method auto` answers with the extractive method. `reason` says what is missing, `how`
+    how to get the model."""
+
+    def __init__(self, reason: str, how: str):
+        super().__init__(f"{reason}: {how}")
+        self.reason = reason
+        self.how = how
+
+
 class SettingsError(SummarizeError):
     """Generation settings that cannot work together."""
 

@@ -14,6 +14,10 @@ MAX_SEED = 2**32 - 1  # what every backend's random generator takes
 LENGTH_PRESETS = {"short": 0.5, "medium": 1.0, "long": 2.0}
 _NOT_SETTINGS = ("long_mode", "length", "force")
 STDIN = "-"
+# --method: abstractive (a seq2seq model writes the summary), extractive (the text's own most central
+# sentences, no model), auto (abstractive when the model can be had, else extractive, said once)
+METHODS = ("auto", "abstractive", "extractive")
+EXTRACTIVE = "extractive"  # also a route's model: --model-for zh=extractive
 OUTPUT_SUFFIXES = (".jsonl", ".parquet")
 
 
@@ -67,6 +71,11 @@ class ModelSpec:
     threads: int | None = None
     batch_size: int | None = None  # None: the engine's default for its backend and device
     one_document: bool = False  # the run has one input: every core on one model replica
+    method: str = "auto"
+
+    def __post_init__(self) -> None:
+        if self.method not in METHODS:
+            raise UsageError("--method", f"{self.method!r}: give one of {', '.join(METHODS)}")
 
 
 @dataclass(frozen=True)
@@ -128,8 +137,16 @@ class RunSpec:
         _set(self, "routes", parse_routes(self.routes or ()))
 
     def for_model(self, model: str) -> RunSpec:
-        """The same run with another model: what a route is built from."""
-        return replace(self, model=replace(self.model, model=model), routes=())
+        """The same run with another model: what a route is built from. The model `extractive` is the
+        extractive method (a route that needs no download)."""
+        method = EXTRACTIVE if model == EXTRACTIVE else self.model.method
+        return replace(self, model=replace(self.model, model=model, method=method), routes=())
+
+    def without_fallback(self) -> RunSpec:
+        """`--method auto` held to the model: `summarize eval` scores what it was asked to, never a stand-in."""
+        if self.model.method != "auto":
+            return self
+        return replace(self, model=replace(self.model, method="abstractive"))
 
 
 @dataclass(frozen=True)

@@ -65,13 +65,14 @@ def test_jsonl_records_carry_the_run_details(env_model, samples, tiny_model):
         "device",
         "backend",
         "precision",
+        "method",
         "settings",
         "input_tokens",
         "chunks",
         "seconds",
     ):
         assert key in first
-    assert first["model"] == str(tiny_model)
+    assert first["model"] == str(tiny_model) and first["method"] == "abstractive"
     assert first["settings"]["num_beams"] == 2 and first["settings"]["max_length"] == 12
     assert first["settings"]["prefix"] == "summarize: " and first["settings"]["length_penalty"] == 2.0
     long = next(r for r in records if r["source"].endswith("river-cleanup-long.txt"))
@@ -194,7 +195,7 @@ def test_invalid_options_are_usage_errors_before_loading(args, message, error):
 
 def test_missing_model_is_one_clear_line(tmp_path, monkeypatch):
     monkeypatch.setenv("HF_HOME", str(tmp_path / "hf"))
-    result = run(["-m", "t5-small", "-"], input="Some text to summarise.")
+    result = run(["-m", "t5-small", "--method", "abstractive", "-"], input="Some text to summarise.")
     assert result.exit_code == 1
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1

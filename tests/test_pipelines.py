@@ -95,7 +95,7 @@ def test_options_before_the_subcommand_apply_to_it(env_model, tmp_path):
     result = run(["--offline", "-q", "eval", str(data), "--max-length", "6", "--min-length", "2", "-f", "json"])
     assert result.exit_code == 0, result.output
     report = json.loads(result.stdout)
-    assert [s["system"].split(" [")[0] for s in report["systems"]] == [env_model.name, "Lead-3"]
+    assert [s["system"].split(" [")[0] for s in report["systems"]] == [env_model.name, "Lead-3", "Extractive (LexRank)"]
 
 
 def test_warnings_of_one_kind_are_counted_past_a_few_and_named_under_verbose(tiny_model, tmp_path):

@@ -31,6 +31,7 @@ def summarize(
     ctx: typer.Context,
     inputs: opt.Inputs = None,
     model: opt.Model = "t5-small",
+    method: opt.Method = opt.MethodName.auto,
     model_for: opt.ModelFor = None,
     language: opt.Language = None,
     backend: opt.Backend = opt.BackendName.auto,

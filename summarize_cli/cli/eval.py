@@ -49,6 +49,7 @@ def evaluate(
     fmt: opt.EvalFormatOpt = opt.EvalFormat.table,
     per_document: opt.PerDocument = None,
     model: opt.Model = "t5-small",
+    method: opt.Method = opt.MethodName.auto,
     model_for: opt.ModelFor = None,
     language: opt.Language = None,
     backend: opt.Backend = opt.BackendName.auto,
@@ -77,8 +78,9 @@ def evaluate(
     """Score summaries against references with ROUGE-1/2/L/Lsum F1, beside Lead-3 and other settings."""
     from summarize_cli.specs import EvalSpec
 
-    # eval measures the model's speed: cached summaries would flatter it
-    base = System(opt.run_spec(ctx.params, use_cache=False))
+    # eval measures the model's speed: cached summaries would flatter it; and it scores what it was asked
+    # to, so --method auto never falls back to the extractive method here
+    base = System(opt.run_spec(ctx.params, use_cache=False).without_fallback())
     score(opt.spec_from(EvalSpec, ctx.params), base, show=show_progress(quiet))
 
 
@@ -106,8 +108,12 @@ def score(spec: EvalSpec, base: System, show: bool) -> None:
     for system in systems:
         predictions, seconds, name = _run_model(system, examples, show, routable)
         reports.append(ev.score_system(name, examples, predictions, seconds, rouge))
-    if spec.lead3:
+    if spec.lead3:  # the baselines: the first three sentences, and the extractive method (per language too)
         reports.append(ev.score_system("Lead-3", examples, [ev.lead(e.text) for e in examples], None, rouge))
+        if base.run.model.method != "extractive":
+            extractive = System(base.run.for_model("extractive"), label="Extractive (LexRank)")
+            predictions, seconds, name = _run_model(extractive, examples, show, routable)
+            reports.append(ev.score_system(name, examples, predictions, seconds, rouge))
     counts = ev.tokenization_counts(examples, rouge)
     if spec.per_document is not None:
         _write_per_document(spec.per_document, reports)
@@ -155,7 +161,7 @@ def _compare_system(spec: str, base: System) -> System:
             raise typer.BadParameter(f"{spec!r}: --{name.replace('_', '-')} cannot be compared", param_hint="--compare")
     run = base.run
     run = replace(run, model=replace(run.model, **model_given), generation=replace(run.generation, **generation_given))
-    return System(run, label=spec)
+    return System(run.without_fallback(), label=spec)
 
 
 def _run_model(system: System, examples, show: bool, routable: dict) -> tuple[list[str], float, str]:
@@ -168,7 +174,7 @@ def _run_model(system: System, examples, show: bool, routable: dict) -> tuple[li
         ready = worker.call(lambda: build_run(system.run, on_status=spinner.update))
     try:
         say([f"Warning: {w}" for w in ready.warnings])
-        label = system.label or (Path(model).name if Path(model).is_dir() else model)
+        label = system.label or (Path(model).name if Path(model).is_dir() else ready.model_name)
         documents = [Document(e.id, e.text, language=e.language, routable=routable[e.id]) for e in examples]
         predictions = []
         started = time.perf_counter()

@@ -117,7 +117,12 @@ def summarize_all(
     expected = expected_results(items, inputs.stdin_format)
     destination = output.output_dir or output.output_file
     report = RunReport(
-        expected, already_done, None if destination is None else str(destination), run.model.model, verbose
+        expected,
+        already_done,
+        None if destination is None else str(destination),
+        run.model.model,
+        verbose,
+        method=run.model.method,
     )
     readable = any(isinstance(i, InputFile) for i in items)
     if expected == 1 and ray is None:  # a one-off: one replica with every core
@@ -146,7 +151,7 @@ def summarize_all(
             say([f"Warning: {w}" for w in runner.warnings])
             if verbose:
                 say(runner.describe())
-            report.model_name = runner.model_name
+            report.model_name, report.run_info = runner.model_name, runner.run_info
             if planned is not None:
 
                 def done() -> None:

@@ -31,6 +31,12 @@ class LengthPreset(str, Enum):
     long = "long"
 
 
+class MethodName(str, Enum):
+    auto = "auto"
+    abstractive = "abstractive"
+    extractive = "extractive"
+
+
 class Dtype(str, Enum):
     auto = "auto"
     float32 = "float32"
@@ -59,12 +65,21 @@ Model = Annotated[
         "-m", "--model", envvar="SUMMARIZE_MODEL", help="Hugging Face id or local model folder.", rich_help_panel=MODEL
     ),
 ]
+Method = Annotated[
+    MethodName,
+    typer.Option(
+        "--method",
+        help="abstractive: the model writes the summary; extractive: the text's own most central sentences, "
+        "no model; auto: abstractive when the model can be had, else extractive (said once).",
+        rich_help_panel=MODEL,
+    ),
+]
 ModelFor = Annotated[
     list[str] | None,
     typer.Option(
         "--model-for",
-        help="LANG=MODEL: documents detected as LANG (ISO 639-1, e.g. zh) go to MODEL; the rest to --model "
-        "(repeatable; also a \\[models] table in the config file).",
+        help="LANG=MODEL: documents detected as LANG (ISO 639-1, e.g. zh) go to MODEL (or to the extractive "
+        "method: zh=extractive); the rest to --model (repeatable; also a \\[models] table in the config file).",
         metavar="LANG=MODEL",
         rich_help_panel=MODEL,
     ),
@@ -350,7 +365,12 @@ Compare = Annotated[
         rich_help_panel=IO,
     ),
 ]
-Lead3 = Annotated[bool, typer.Option("--lead3/--no-lead3", help="Score the Lead-3 baseline too.", rich_help_panel=IO)]
+Lead3 = Annotated[
+    bool,
+    typer.Option(
+        "--lead3/--no-lead3", help="Score the baselines too: Lead-3 and the extractive method.", rich_help_panel=IO
+    ),
+]
 EvalFormatOpt = Annotated[EvalFormat, typer.Option("-f", "--format", help="table (Rich) or json.", rich_help_panel=IO)]
 PerDocument = Annotated[
     Path | None,

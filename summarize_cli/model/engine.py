@@ -57,6 +57,7 @@ class Engine:
             "backend": self.backend.name,
             "device": self.backend.device,
             "precision": self.backend.precision,
+            "method": "abstractive",
         }
 
 

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
 
-from summarize_cli.errors import ModelLoadError
+from summarize_cli.errors import ModelLoadError, ModelUnavailable
 
 HUB_FILES = ["*.json", "*.model", "*.txt", "*.safetensors", "*.tiktoken"]
 T5_FAMILY = {"t5", "mt5", "umt5", "longt5", "switch_transformers"}
@@ -86,8 +86,8 @@ def _from_hub(name: str, offline: bool, on_status) -> ModelSource:
             raise LocalEntryNotFoundError("weights missing from the cached snapshot")
     except LocalEntryNotFoundError:
         if offline:
-            raise ModelLoadError(
-                f"model '{name}' is not in the Hugging Face cache and offline mode is on: {_how_to_get(name)}"
+            raise ModelUnavailable(
+                f"model '{name}' is not in the Hugging Face cache and offline mode is on", _how_to_get(name)
             ) from None
         on_status(f"Downloading {name} from the Hugging Face Hub into its cache (once) ...")
         try:
@@ -103,8 +103,8 @@ def _from_hub(name: str, offline: bool, on_status) -> ModelSource:
                 f"model '{name}' is neither a local folder nor a model on the Hugging Face Hub"
             ) from None
         except LocalEntryNotFoundError:
-            raise ModelLoadError(
-                f"model '{name}' is not in the Hugging Face cache and the Hub cannot be reached: {_how_to_get(name)}"
+            raise ModelUnavailable(
+                f"model '{name}' is not in the Hugging Face cache and the Hub cannot be reached", _how_to_get(name)
             ) from None
         except (OSError, ValueError) as exc:
             raise ModelLoadError(f"cannot download model '{name}': {exc}. {_how_to_get(name)}") from None

@@ -33,11 +33,15 @@ class RunReport:
     unreadable: list[Result] = field(default_factory=list)
     warned: dict[str, int] = field(default_factory=dict)  # documents per kind of recurring warning
     passed_through: int = 0  # documents already shorter than a summary, kept as they are
+    run_info: dict = field(default_factory=dict)  # how summaries were made, where a result does not say
+    method: str = "auto"  # --method: with auto, the summaries made extractively are counted at the end
+    extractive: int = 0
 
     def result(self, result: Result) -> list[str]:
         """A summary was written: its warnings, each naming the document, until a kind recurs past FEW."""
         self.done += 1
         self.passed_through += result.passthrough
+        self.extractive += (result.run_info or self.run_info).get("method") == "extractive"
         if result.unknown_share > UNKNOWN_WARNING_SHARE:
             self.unreadable.append(result)
         lines = []
@@ -86,13 +90,16 @@ class RunReport:
             more = f" and {len(self.unreadable) - 5} more" if len(self.unreadable) > 5 else ""
             languages = sorted({r.document.language for r in self.unreadable if r.document.language})
             advice = " ".join(f"--model-for {language}={MULTILINGUAL_MODEL}" for language in languages)
+            offline = " ".join(f"--model-for {language}=extractive" for language in languages)
             lines.append(
                 f"Warning: {count(len(self.unreadable), 'document is', 'documents are')} mostly text that "
                 f"{self.model_name} cannot read "
                 f"(share of unknown-token text: {names}{more}); "
                 f"{'its summary' if len(self.unreadable) == 1 else 'their summaries'} will be poor. Send "
                 f"{'it' if len(self.unreadable) == 1 else 'them'} to a model that reads "
-                f"{'its' if len(self.unreadable) == 1 else 'their'} language: {advice or '-m ' + MULTILINGUAL_MODEL}."
+                f"{'its' if len(self.unreadable) == 1 else 'their'} language: {advice or '-m ' + MULTILINGUAL_MODEL}, "
+                f"or summarise {'it' if len(self.unreadable) == 1 else 'them'} extractively, with nothing to "
+                f"download: {offline or '--method extractive'}."
             )
         if self.passed_through == 1:
             lines.append("1 document was already shorter than a summary and was kept as it is (--force summarises it).")
@@ -100,6 +107,11 @@ class RunReport:
             lines.append(
                 f"{self.passed_through} documents were already shorter than a summary and were kept as they are "
                 "(--force summarises them)."
+            )
+        if self.extractive and self.method == "auto":
+            lines.append(
+                f"{count(self.extractive, 'summary was', 'summaries were')} made extractively "
+                "(--method auto, without the model)."
             )
         if self.destination is not None and self.done:
             lines.append(f"Wrote {count(self.done, *self.noun)} to {self.destination}.")

@@ -6,7 +6,7 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 
 from summarize_cli.documents import Document, Problem, Result
-from summarize_cli.specs import RunSpec
+from summarize_cli.specs import EXTRACTIVE, RunSpec
 
 
 @dataclass
@@ -49,6 +49,8 @@ class ReadyRun:
 
     def describe(self) -> list[str]:
         """What -v reports: model, backend, device, precision, batch size and settings."""
+        if hasattr(self.engine, "describe"):  # the extractive method: no model to describe
+            return self.engine.describe(self.settings)
         info = self.engine.info()
         return [
             f"model {info['model']} ({self.engine.source.path}), backend {info['backend']}, device {info['device']}, "
@@ -131,23 +133,37 @@ def build_run(spec: RunSpec, on_status: Callable[[str], None] = lambda message: 
 
 
 def _build_one(spec: RunSpec, on_status: Callable[[str], None]) -> ReadyRun:
-    """Load the model, resolve its settings against the user's, open the cache, and make the summarizer."""
+    """Load the model, resolve its settings against the user's, open the cache, and make the summarizer.
+    The extractive method loads nothing; `--method auto` falls back to it when the model cannot be had
+    (not cached, and offline or the Hub unreachable), saying so once: any other failure stays an error."""
+    from summarize_cli.errors import ModelUnavailable
     from summarize_cli.model.engine import load_engine
     from summarize_cli.model.settings import check_bounds, output_limit, resolve
     from summarize_cli.run.pipeline import Summarizer
 
     model = spec.model
-    engine = load_engine(
-        model.model,
-        backend=model.backend,
-        device=model.device,
-        dtype=model.dtype,
-        compute_type=model.compute_type,
-        offline=model.offline,
-        threads=model.threads,
-        on_status=on_status,
-        one_document=model.one_document,
-    )
+    if model.method == EXTRACTIVE:
+        return _build_extractive(spec, [])
+    try:
+        engine = load_engine(
+            model.model,
+            backend=model.backend,
+            device=model.device,
+            dtype=model.dtype,
+            compute_type=model.compute_type,
+            offline=model.offline,
+            threads=model.threads,
+            on_status=on_status,
+            one_document=model.one_document,
+        )
+    except ModelUnavailable as exc:
+        if model.method != "auto":
+            raise
+        note = (
+            f"{exc.reason}, so these summaries are extractive (each document's own most central sentences; "
+            f"--method abstractive makes this an error). To get the model, {exc.how}"
+        )
+        return _build_extractive(spec, [note])
     overrides = spec.generation.overrides()
     settings = resolve(engine.source.path, overrides, spec.generation.length)
     limit = output_limit(engine.source.config, engine.tokenizer.model_max_length)
@@ -165,6 +181,19 @@ def _build_one(spec: RunSpec, on_status: Callable[[str], None]) -> ReadyRun:
     if spec.use_cache:
         run.cache, run.stage = open_cache(run.run_info, spec.generation)
         warnings.extend(run.late_warnings())  # a cache unusable from the start is said up front
+    return run
+
+
+def _build_extractive(spec: RunSpec, warnings: list[str]) -> ReadyRun:
+    """The extractive method as a ready run: its budget from --length and --max-length, no model."""
+    from summarize_cli.model.extractive import ExtractiveEngine, ExtractiveSummarizer, settings_for
+
+    settings = settings_for(spec.generation.length, spec.generation.max_length)
+    summarizer = ExtractiveSummarizer(settings, spec.model.batch_size or 16, force=spec.generation.force)
+    run = ReadyRun(spec, ExtractiveEngine(), settings, summarizer, warnings=list(warnings))
+    if spec.use_cache:
+        run.cache, run.stage = open_cache(run.run_info, spec.generation)
+        run.warnings.extend(run.late_warnings())
     return run
 
 

@@ -92,7 +92,8 @@ class CacheStage:
     def __init__(self, cache: ResultCache, run_info: dict, choices: dict):
         self.cache = cache
         settings = run_info["settings"]
-        self.active = not (settings["do_sample"] and settings["seed"] is None)  # unseeded sampling varies
+        # unseeded sampling varies (the extractive method's settings have neither)
+        self.active = not (settings.get("do_sample") and settings.get("seed") is None)
         self.context = {**run_info, **choices}
         self._pending: deque[str] = deque()  # keys of the documents sent on, in order
 
