@@ -7,7 +7,9 @@ import json
 from pathlib import Path
 
 import pytest
-from conftest import FAST, run, usage_error
+from conftest import FAST, SAMPLES, run, usage_error
+
+from summarize_cli.specs import usable_cpus
 
 
 def write(path: Path, text: str) -> Path:
@@ -178,10 +180,16 @@ def test_options_change_the_generation(echo_model, samples):
             "greater than",
             "--min-length (50) is greater than --max-length (10)",
         ),
-        (["--temperature", "0"], "--temperature", "--temperature must be greater than 0 (got 0.0)"),
+        (["--temperature", "0"], "--temperature", "--temperature must be a finite number greater than 0 (got 0.0)"),
         (["--top-p", "1.5"], "--top-p", "--top-p must be in (0, 1] (got 1.5)"),
         (["--top-p", "0"], "--top-p", "--top-p must be in (0, 1] (got 0.0)"),
-        (["--num-beams", "0"], "--num-beams", "--num-beams must be at least 1 (got 0)"),
+        (["--num-beams", "0"], "--num-beams", "--num-beams must be between 1 and 64 (got 0)"),
+        (["--num-beams", "100000"], "--num-beams", "--num-beams must be between 1 and 64 (got 100000)"),
+        (["--temperature", "inf"], "--temperature", "--temperature must be a finite number greater than 0 (got inf)"),
+        (["--temperature", "nan"], "--temperature", "--temperature must be a finite number greater than 0 (got nan)"),
+        (["--top-p", "nan"], "--top-p", "--top-p must be in (0, 1] (got nan)"),
+        (["--length-penalty", "nan"], "--length-penalty", "--length-penalty must be a finite number (got nan)"),
+        (["--length-penalty", "-inf"], "--length-penalty", "--length-penalty must be a finite number (got -inf)"),
     ],
 )
 def test_invalid_options_are_usage_errors_before_loading(args, message, error):
@@ -190,6 +198,36 @@ def test_invalid_options_are_usage_errors_before_loading(args, message, error):
     assert message in result.stderr
     assert result.stderr == f"Error: {error}\n"  # the option's own check, not Click's "No such option"
     assert "no/such-model" not in result.stderr  # reported before any model is looked up
+
+
+BOUNDS = [
+    (["--device", "gpu"], "Invalid value for --device: 'gpu': give auto, cpu, cuda, cuda:N (N a number) or mps"),
+    (["--device", "xpu"], "Invalid value for --device: 'xpu': give auto, cpu, cuda, cuda:N (N a number) or mps"),
+    (
+        ["--device", "cuda:x"],
+        "Invalid value for --device: 'cuda:x': give auto, cpu, cuda, cuda:N (N a number) or mps",
+    ),
+    (
+        ["--threads", "100000"],
+        f"Invalid value for --threads: must be between 1 and {usable_cpus()}, the CPUs here (got 100000)",
+    ),
+    (["--batch-size", "1000000"], "Invalid value for --batch-size: must be between 1 and 1024 (got 1000000)"),
+    (["--timeout", "inf"], "Invalid value for --timeout: must be between 0.1 and 86400 seconds (got inf)"),
+    (["--timeout", "nan"], "Invalid value for --timeout: must be between 0.1 and 86400 seconds (got nan)"),
+]
+EVAL = ["eval", str(SAMPLES / "harbour-ferry.txt")]
+
+
+@pytest.mark.parametrize(
+    ("command", "args", "error"),
+    [([], a, e) for a, e in BOUNDS] + [(EVAL, a, e) for a, e in BOUNDS if a[0] != "--timeout"],  # eval reads no URLs
+)
+def test_option_bounds_are_usage_errors_before_loading(command, args, error):
+    """Every model, device and input option out of its bounds is exit 2 naming it, before any model loads
+    (--device gpu once said "use --backend torch", --threads 100000 crashed, --timeout nan was taken)."""
+    result = run([*command, "-m", "no/such-model-anywhere", *args, *([] if command else ["-"])], input="text")
+    assert usage_error(result) == error
+    assert "no/such-model" not in result.stderr
 
 
 def test_missing_model_is_one_clear_line(tmp_path, monkeypatch):

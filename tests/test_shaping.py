@@ -139,7 +139,7 @@ def test_config_precedence_command_line_then_environment_then_file_then_model(ec
         ("nmu-beams = 2\n", "unknown key 'nmu-beams' (known keys: backend, batch-size,"),
         ('num-beams = "two"\n', "'num-beams' takes a whole number, not str 'two'"),
         ("num-beams = 2.5\n", "'num-beams' takes a whole number, not float 2.5"),
-        ("num-beams = 0\n", "--num-beams must be at least 1 (got 0)"),
+        ("num-beams = 0\n", "--num-beams must be between 1 and 64 (got 0)"),
         ('length = "tiny"\n', "'length': 'tiny' is not one of 'short', 'medium', 'long'."),
         ('include = "*.txt"\n', "'include' takes a list, e.g. include = [\"...\"]"),
         ("[eval]\nnum-bems = 1\n", "unknown key 'num-bems'"),
