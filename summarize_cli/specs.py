@@ -185,6 +185,8 @@ class InputSpec:
             raise UsageError("-0/--null", "needs --files-from")
         if self.files_from == STDIN and STDIN in self.inputs:
             raise UsageError("--files-from -", "stdin holds the list: it cannot be an input too")
+        if "" in self.inputs:  # an unset shell variable: `cat ''` refuses it too, never the current folder
+            raise UsageError("INPUTS", "an input name is empty (an unset variable?); give . for the current folder")
         if self.inputs.count(STDIN) > 1:
             raise UsageError("INPUTS", "stdin (-) can be given only once")
         if self.stdin_format != "text" and self.inputs and STDIN not in self.inputs:

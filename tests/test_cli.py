@@ -230,6 +230,15 @@ def test_option_bounds_are_usage_errors_before_loading(command, args, error):
     assert "no/such-model" not in result.stderr
 
 
+@pytest.mark.parametrize("inputs", [[""], ["samples/harbour-ferry.txt", ""]])
+def test_an_empty_input_name_is_a_usage_error(echo_model, inputs):
+    """`summarize "$UNSET"` once summarised the whole current folder and exited 0."""
+    result = run([*inputs, "-q"])
+    message = "Invalid value for INPUTS: an input name is empty (an unset variable?); give . for the current folder"
+    assert usage_error(result) == message
+    assert result.stdout == ""
+
+
 def test_missing_model_is_one_clear_line(tmp_path, monkeypatch):
     monkeypatch.setenv("HF_HOME", str(tmp_path / "hf"))
     result = run(["-m", "t5-small", "-"], input="Some text to summarise.")
