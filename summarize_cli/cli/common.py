@@ -229,10 +229,14 @@ class DefaultGroup(TyperGroup):
         if models and "model-for" not in top:
             top["model-for"] = [f"{language}={model}" for language, model in models.items()]
         options = {name: long_options(command) for name, command in self.commands.items()}
-        option_defaults(path, top, {k: v for opts in options.values() for k, v in opts.items()})  # all known
+        known = {k: v for name, opts in options.items() if name != self.default_command for k, v in opts.items()}
+        option_defaults(path, top, {**known, **options[self.default_command]})  # all known, summarize's first
         maps = {}
+        own = options[self.default_command]
         for name, opts in options.items():
-            table = {k: v for k, v in top.items() if k in opts}
+            # a top-level key is summarize's; it applies to another command only where the option takes the
+            # same values there (`format = "jsonl"` is summarize's, eval's format is its [eval] table's)
+            table = {k: v for k, v in top.items() if k in opts and same_values(opts[k], own.get(k))}
             if name == "eval":
                 table.update(eval_table)
             maps[name] = option_defaults(path, table, opts)
@@ -278,6 +282,14 @@ class DefaultGroup(TyperGroup):
             sub_ctx = command.make_context(ctx.info_name, args, obj=self, default_map=defaults)
             with sub_ctx:
                 return sub_ctx.command.invoke(sub_ctx)
+
+
+def same_values(param, other) -> bool:
+    """Whether two commands' options of one name take the same values (type and choices)."""
+    if other is None:
+        return True  # another command's own option: the top level is the only place it can be given
+    kind = (type(param.type), tuple(getattr(param.type, "choices", ()) or ()))
+    return kind == (type(other.type), tuple(getattr(other.type, "choices", ()) or ()))
 
 
 def long_options(command) -> dict:
