@@ -99,8 +99,15 @@ def handle_errors(command):
 
 
 def show_progress(quiet: bool) -> bool:
-    """The progress display is for people: only when stderr is a terminal and -q is not given."""
-    return not quiet and stderr.is_terminal
+    """The progress display is for people: only when stderr is a terminal and -q is not given. Asked of the
+    file itself, not of Rich: FORCE_COLOR (set by many CI systems) makes Rich take any stderr for a
+    terminal, and colours may follow that, but a live display's cursor codes may not go into a file."""
+    if quiet:
+        return False
+    try:
+        return os.isatty(sys.stderr.fileno())
+    except (AttributeError, ValueError, OSError):  # no stderr, or one with no file behind it
+        return False
 
 
 def progress_bar(show: bool):
