@@ -150,18 +150,63 @@ def progress_bar(show: bool):
     )
 
 
-@contextlib.contextmanager
-def out_of_the_way(progress, needed: bool):
-    """Take the progress display off the screen while stdout writes there, then draw it again below:
-    a summary never lands on the progress line, and no stale line stays above it."""
-    if not needed or not progress.live.is_started:
-        yield
-        return
-    progress.stop()  # transient: erases the display
-    try:
-        yield
-    finally:
-        progress.start()
+class OutOfTheWay:
+    """Takes the progress display off the screen while a record is written, so that no summary lands on
+    the progress line and no stale line stays above it. Written to the terminal, the record is followed
+    by the display at once; written to a pipe (`| cat`, `| jq`), whose reader prints it later and perhaps
+    to the same terminal, the display comes back only after a pause (drawn at once, it would be left
+    above the reader's line, glued to it), and never once the run is over."""
+
+    PAUSE = 0.5  # seconds: a reader prints a flushed line long before this
+
+    def __init__(self, progress, sink, show: bool):
+        import threading
+
+        self.progress = progress
+        self.mode = None if not show else "terminal" if sink.writes_to_terminal() else "pipe"
+        if self.mode == "pipe" and not sink.writes_to_pipe():
+            self.mode = None  # a file: nothing reads it onto the screen
+        self.lock = threading.Lock()
+        self.timer = None
+        self.closed = False
+
+    @contextlib.contextmanager
+    def writing(self):
+        if self.mode is None:
+            yield
+            return
+        with self.lock:
+            self._cancel()
+            if self.progress.live.is_started:
+                self.progress.stop()  # transient: erases the display
+        try:
+            yield
+        finally:
+            if self.mode == "terminal":
+                self.progress.start()
+            else:
+                import threading
+
+                with self.lock:
+                    self.timer = threading.Timer(self.PAUSE, self._back)
+                    self.timer.daemon = True
+                    self.timer.start()
+
+    def _back(self) -> None:
+        with self.lock:
+            if not self.closed and not self.progress.live.is_started:
+                self.progress.start()
+
+    def _cancel(self) -> None:
+        if self.timer is not None:
+            self.timer.cancel()
+            self.timer = None
+
+    def close(self) -> None:
+        """The run is over (or stopped): the display never comes back."""
+        with self.lock:
+            self.closed = True
+            self._cancel()
 
 
 def status(message: str, show: bool):
