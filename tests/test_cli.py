@@ -239,6 +239,18 @@ def test_an_empty_input_name_is_a_usage_error(echo_model, inputs):
     assert result.stdout == ""
 
 
+def test_help_gives_the_batch_size_default_the_engine_uses(monkeypatch, tiny_model):
+    """--help once said 16 for CTranslate2 on CPU where the engine takes 4 per thread."""
+    from summarize_cli.model.engine import load_engine
+
+    monkeypatch.setenv("COLUMNS", "300")
+    shown = " ".join(run(["--help"]).stdout.split())
+    assert "(default: 4 per --threads for ctranslate2 on CPU, 8 for torch, 32 on CUDA)" in shown
+    engine = load_engine(str(tiny_model), backend="ctranslate2", device="cpu", threads=1)
+    assert engine.default_batch_size == 4 * engine.backend.replicas
+    assert load_engine(str(tiny_model), backend="torch", device="cpu").default_batch_size == 8
+
+
 def test_missing_model_is_one_clear_line(tmp_path, monkeypatch):
     monkeypatch.setenv("HF_HOME", str(tmp_path / "hf"))
     result = run(["-m", "t5-small", "-"], input="Some text to summarise.")
