@@ -251,6 +251,17 @@ def test_help_gives_the_batch_size_default_the_engine_uses(monkeypatch, tiny_mod
     assert load_engine(str(tiny_model), backend="torch", device="cpu").default_batch_size == 8
 
 
+def test_a_nul_list_without_null_and_a_bad_port_fail_alone(echo_model, samples, tmp_path):
+    good = samples / "harbour-ferry.txt"
+    listing = tmp_path / "list"
+    listing.write_bytes(f"{good}\0{good}\0".encode())  # find -print0, read without -0
+    result = run([str(good), "http://127.0.0.1:70000/x", "--files-from", str(listing), *FAST])
+    assert result.exit_code == 1
+    assert result.stdout == f"==> {good} <==\n{echo_model.summary_of(good)}\n"
+    assert "http://127.0.0.1:70000/x: not a valid URL (Port out of range 0-65535)" in result.stderr
+    assert f"{good}\\0{good}\\0: the name holds a NUL byte (a NUL-separated list needs -0)" in result.stderr
+
+
 def test_missing_model_is_one_clear_line(tmp_path, monkeypatch):
     monkeypatch.setenv("HF_HOME", str(tmp_path / "hf"))
     result = run(["-m", "t5-small", "-"], input="Some text to summarise.")

@@ -85,6 +85,17 @@ def test_exclude_glob_with_a_folder_stays_within_it(tmp_path, monkeypatch):
     assert names(discover(["d"], exclude=["a/*.txt"])) == [str(Path("d/a/b/y.txt")), str(Path("d/c.txt"))]
 
 
+def test_a_bad_url_or_a_name_with_nul_fails_alone(tmp_path, monkeypatch):
+    """A port out of range and a NUL in a name once ended the whole run (ValueError from the URL parser
+    and from stat), the inputs before them included."""
+    monkeypatch.chdir(tmp_path)
+    tree(tmp_path, {"a.txt": "a", "b.txt": "b"})
+    items = list(discover(["a.txt", "http://example.com:99999/x", "a.txt\0b.txt", "b.txt"]))
+    assert names(items) == ["a.txt", "!http://example.com:99999/x", "!a.txt\\0b.txt", "b.txt"]
+    assert items[1].reason == "not a valid URL (Port out of range 0-65535)" and not items[1].skipped
+    assert items[2].reason == "the name holds a NUL byte (a NUL-separated list needs -0)"
+
+
 def test_named_file_is_taken_whatever_its_extension_and_missing_path_is_a_problem(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     tree(tmp_path, {"notes.rst": "n"})

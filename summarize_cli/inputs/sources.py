@@ -54,7 +54,7 @@ def discover(
     ancestors is a loop.
     """
     inputs, include, exclude = list(inputs), tuple(include), tuple(exclude)
-    paths = [a for a in inputs if a != STDIN and not is_url(a)]
+    paths = [a for a in inputs if a != STDIN and not is_url(a) and "\0" not in a]
     anchors = Anchors(paths)
     walk = _Walk(include, exclude, skip, roots=[Path(a) for a in paths])
     for arg in inputs:
@@ -62,7 +62,15 @@ def discover(
             yield InputFile(STDIN_NAME, None, Path("stdin"))
             continue
         if is_url(arg):
-            yield InputFile(arg, None, url_relpath(arg), named=True, url=arg)
+            try:
+                relpath = url_relpath(arg)
+            except ValueError as exc:  # a port out of range, a malformed host: this input fails, not the run
+                yield Problem(arg, f"not a valid URL ({exc})")
+                continue
+            yield InputFile(arg, None, relpath, named=True, url=arg)
+            continue
+        if "\0" in arg:  # no file name holds one: a NUL-separated list read as lines
+            yield Problem(arg.replace("\0", "\\0"), "the name holds a NUL byte (a NUL-separated list needs -0)")
             continue
         path = Path(arg)
         try:
