@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import math
+import os
+import re
 from dataclasses import dataclass, fields, replace
 from pathlib import Path
 
@@ -19,6 +22,19 @@ STDIN = "-"
 METHODS = ("auto", "abstractive", "extractive")
 EXTRACTIVE = "extractive"  # also a route's model: --model-for zh=extractive
 OUTPUT_SUFFIXES = (".jsonl", ".parquet")
+DEVICES = re.compile(r"auto|cpu|mps|cuda(:\d+)?")
+MAX_BATCH_SIZE = 1024  # documents in one generate call: past this, memory runs out before speed improves
+MAX_NUM_BEAMS = 64  # each beam is a decoder state per document: past this, memory runs out, never quality
+MAX_TIMEOUT = 24 * 3600.0  # seconds: a URL that takes a day is a URL that hangs
+
+
+def usable_cpus() -> int:
+    """The CPUs this process may run on: --threads beyond them only adds contention (1,000 threads took
+    250 s where the default took 1 s; 100,000 crashed CTranslate2)."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # macOS, Windows
+        return os.cpu_count() or 1
 
 
 def _set(spec, name: str, value) -> None:
@@ -77,6 +93,14 @@ class ModelSpec:
         if self.method not in METHODS:
             raise UsageError("--method", f"{self.method!r}: give one of {', '.join(METHODS)}")
 
+    def __post_init__(self) -> None:
+        if not DEVICES.fullmatch(self.device):
+            raise UsageError("--device", f"{self.device!r}: give auto, cpu, cuda, cuda:N (N a number) or mps")
+        if self.threads is not None and not 1 <= self.threads <= usable_cpus():
+            raise UsageError("--threads", f"must be between 1 and {usable_cpus()}, the CPUs here (got {self.threads})")
+        if self.batch_size is not None and not 1 <= self.batch_size <= MAX_BATCH_SIZE:
+            raise UsageError("--batch-size", f"must be between 1 and {MAX_BATCH_SIZE} (got {self.batch_size})")
+
 
 @dataclass(frozen=True)
 class GenerationSpec:
@@ -99,9 +123,10 @@ class GenerationSpec:
 
     def __post_init__(self) -> None:
         checks = {
-            "num_beams": (lambda v: v >= 1, "--num-beams must be at least 1"),
-            "temperature": (lambda v: v > 0, "--temperature must be greater than 0"),
+            "num_beams": (lambda v: 1 <= v <= MAX_NUM_BEAMS, f"--num-beams must be between 1 and {MAX_NUM_BEAMS}"),
+            "temperature": (lambda v: 0 < v < math.inf, "--temperature must be a finite number greater than 0"),
             "top_p": (lambda v: 0 < v <= 1, "--top-p must be in (0, 1]"),
+            "length_penalty": (math.isfinite, "--length-penalty must be a finite number"),
             "top_k": (lambda v: v >= 0, "--top-k must be 0 (off) or more"),
             "min_length": (lambda v: v >= 0, "--min-length must be 0 or more"),
             "max_length": (lambda v: v >= 1, "--max-length must be at least 1"),
@@ -171,10 +196,14 @@ class InputSpec:
         for name in ("inputs", "include", "exclude"):
             _set(self, name, tuple(getattr(self, name) or ()))
         _set(self, "language", parse_language(self.language))
+        if not 0.1 <= self.timeout <= MAX_TIMEOUT:  # nan and inf fail too
+            raise UsageError("--timeout", f"must be between 0.1 and {MAX_TIMEOUT:g} seconds (got {self.timeout})")
         if self.null and self.files_from is None:
             raise UsageError("-0/--null", "needs --files-from")
         if self.files_from == STDIN and STDIN in self.inputs:
             raise UsageError("--files-from -", "stdin holds the list: it cannot be an input too")
+        if "" in self.inputs:  # an unset shell variable: `cat ''` refuses it too, never the current folder
+            raise UsageError("INPUTS", "an input name is empty (an unset variable?); give . for the current folder")
         if self.inputs.count(STDIN) > 1:
             raise UsageError("INPUTS", "stdin (-) can be given only once")
         if self.stdin_format != "text" and self.inputs and STDIN not in self.inputs:

@@ -7,7 +7,9 @@ import json
 from pathlib import Path
 
 import pytest
-from conftest import FAST, run, usage_error
+from conftest import FAST, SAMPLES, run, usage_error
+
+from summarize_cli.specs import usable_cpus
 
 
 def write(path: Path, text: str) -> Path:
@@ -179,10 +181,16 @@ def test_options_change_the_generation(echo_model, samples):
             "greater than",
             "--min-length (50) is greater than --max-length (10)",
         ),
-        (["--temperature", "0"], "--temperature", "--temperature must be greater than 0 (got 0.0)"),
+        (["--temperature", "0"], "--temperature", "--temperature must be a finite number greater than 0 (got 0.0)"),
         (["--top-p", "1.5"], "--top-p", "--top-p must be in (0, 1] (got 1.5)"),
         (["--top-p", "0"], "--top-p", "--top-p must be in (0, 1] (got 0.0)"),
-        (["--num-beams", "0"], "--num-beams", "--num-beams must be at least 1 (got 0)"),
+        (["--num-beams", "0"], "--num-beams", "--num-beams must be between 1 and 64 (got 0)"),
+        (["--num-beams", "100000"], "--num-beams", "--num-beams must be between 1 and 64 (got 100000)"),
+        (["--temperature", "inf"], "--temperature", "--temperature must be a finite number greater than 0 (got inf)"),
+        (["--temperature", "nan"], "--temperature", "--temperature must be a finite number greater than 0 (got nan)"),
+        (["--top-p", "nan"], "--top-p", "--top-p must be in (0, 1] (got nan)"),
+        (["--length-penalty", "nan"], "--length-penalty", "--length-penalty must be a finite number (got nan)"),
+        (["--length-penalty", "-inf"], "--length-penalty", "--length-penalty must be a finite number (got -inf)"),
     ],
 )
 def test_invalid_options_are_usage_errors_before_loading(args, message, error):
@@ -191,6 +199,68 @@ def test_invalid_options_are_usage_errors_before_loading(args, message, error):
     assert message in result.stderr
     assert result.stderr == f"Error: {error}\n"  # the option's own check, not Click's "No such option"
     assert "no/such-model" not in result.stderr  # reported before any model is looked up
+
+
+BOUNDS = [
+    (["--device", "gpu"], "Invalid value for --device: 'gpu': give auto, cpu, cuda, cuda:N (N a number) or mps"),
+    (["--device", "xpu"], "Invalid value for --device: 'xpu': give auto, cpu, cuda, cuda:N (N a number) or mps"),
+    (
+        ["--device", "cuda:x"],
+        "Invalid value for --device: 'cuda:x': give auto, cpu, cuda, cuda:N (N a number) or mps",
+    ),
+    (
+        ["--threads", "100000"],
+        f"Invalid value for --threads: must be between 1 and {usable_cpus()}, the CPUs here (got 100000)",
+    ),
+    (["--batch-size", "1000000"], "Invalid value for --batch-size: must be between 1 and 1024 (got 1000000)"),
+    (["--timeout", "inf"], "Invalid value for --timeout: must be between 0.1 and 86400 seconds (got inf)"),
+    (["--timeout", "nan"], "Invalid value for --timeout: must be between 0.1 and 86400 seconds (got nan)"),
+]
+EVAL = ["eval", str(SAMPLES / "harbour-ferry.txt")]
+
+
+@pytest.mark.parametrize(
+    ("command", "args", "error"),
+    [([], a, e) for a, e in BOUNDS] + [(EVAL, a, e) for a, e in BOUNDS if a[0] != "--timeout"],  # eval reads no URLs
+)
+def test_option_bounds_are_usage_errors_before_loading(command, args, error):
+    """Every model, device and input option out of its bounds is exit 2 naming it, before any model loads
+    (--device gpu once said "use --backend torch", --threads 100000 crashed, --timeout nan was taken)."""
+    result = run([*command, "-m", "no/such-model-anywhere", *args, *([] if command else ["-"])], input="text")
+    assert usage_error(result) == error
+    assert "no/such-model" not in result.stderr
+
+
+@pytest.mark.parametrize("inputs", [[""], ["samples/harbour-ferry.txt", ""]])
+def test_an_empty_input_name_is_a_usage_error(echo_model, inputs):
+    """`summarize "$UNSET"` once summarised the whole current folder and exited 0."""
+    result = run([*inputs, "-q"])
+    message = "Invalid value for INPUTS: an input name is empty (an unset variable?); give . for the current folder"
+    assert usage_error(result) == message
+    assert result.stdout == ""
+
+
+def test_help_gives_the_batch_size_default_the_engine_uses(monkeypatch, tiny_model):
+    """--help once said 16 for CTranslate2 on CPU where the engine takes 4 per thread."""
+    from summarize_cli.model.engine import load_engine
+
+    monkeypatch.setenv("COLUMNS", "300")
+    shown = " ".join(run(["--help"]).stdout.split())
+    assert "(default: 4 per --threads for ctranslate2 on CPU, 8 for torch, 32 on CUDA)" in shown
+    engine = load_engine(str(tiny_model), backend="ctranslate2", device="cpu", threads=1)
+    assert engine.default_batch_size == 4 * engine.backend.replicas
+    assert load_engine(str(tiny_model), backend="torch", device="cpu").default_batch_size == 8
+
+
+def test_a_nul_list_without_null_and_a_bad_port_fail_alone(echo_model, samples, tmp_path):
+    good = samples / "harbour-ferry.txt"
+    listing = tmp_path / "list"
+    listing.write_bytes(f"{good}\0{good}\0".encode())  # find -print0, read without -0
+    result = run([str(good), "http://127.0.0.1:70000/x", "--files-from", str(listing), *FAST])
+    assert result.exit_code == 1
+    assert result.stdout == f"==> {good} <==\n{echo_model.summary_of(good)}\n"
+    assert "http://127.0.0.1:70000/x: not a valid URL (Port out of range 0-65535)" in result.stderr
+    assert f"{good}\\0{good}\\0: the name holds a NUL byte (a NUL-separated list needs -0)" in result.stderr
 
 
 def test_missing_model_is_one_clear_line(tmp_path, monkeypatch):

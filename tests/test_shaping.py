@@ -133,13 +133,47 @@ def test_config_precedence_command_line_then_environment_then_file_then_model(ec
     assert 'model = "from-the-file"  # config file' in run(["config"]).stdout
 
 
+def test_config_output_pasted_back_loads_for_summarize_and_eval(echo_model, config, samples, tmp_path):
+    """`summarize config` prints TOML that can be pasted back, as the README says: its top-level
+    `format = "text"` once failed as eval's (`'text' is not one of 'table', 'json'`)."""
+    import re
+
+    shown = run(["config"])
+    assert shown.exit_code == 0
+    pasted = re.sub(r'(?m)^format = "text"', 'format = "jsonl"', shown.stdout)  # summarize's -f, not eval's
+    config.write_text(pasted)
+    again = run(["config"])
+    assert again.exit_code == 0, again.stderr
+    values = lambda text: re.sub(r"  # .*|\A# config file.*", "", text)  # noqa: E731 - the values, not where from
+    assert values(again.stdout) == values(pasted)
+    assert 'format = "jsonl"  # config file' in again.stdout.split("[eval]")[0]
+    assert 'format = "table"  # config file' in again.stdout.split("[eval]")[1]
+    summary = run([str(samples / "harbour-ferry.txt"), "-q", "--no-cache"])
+    assert summary.exit_code == 0, summary.stderr
+    assert json.loads(summary.stdout)["source"] == str(samples / "harbour-ferry.txt")  # the file's jsonl
+    data = tmp_path / "data.jsonl"
+    data.write_text(json.dumps({"id": "a", "text": "The ferry runs at night.", "summary": "A ferry."}) + "\n")
+    scored = run(["eval", str(data), "-q"])
+    assert scored.exit_code == 0, scored.stderr
+    assert "ROUGE-Lsum" in scored.stdout  # eval's table, from its [eval] table
+
+
+def test_config_says_what_an_unset_default_means(config):
+    shown = run(["config"]).stdout.split("[eval]")[0]
+    assert "# length: not set (medium: the model's own lengths)" in shown
+    assert "# seed: not set (a new random seed each run)" in shown
+    assert "# threads: not set (the physical cores)" in shown
+    assert "# batch-size: not set (4 per thread for ctranslate2 on CPU, 8 for torch on CPU, 32 on CUDA)" in shown
+    assert "# num-beams: the model's own" in shown
+
+
 @pytest.mark.parametrize(
     ("content", "message"),
     [
         ("nmu-beams = 2\n", "unknown key 'nmu-beams' (known keys: backend, batch-size,"),
         ('num-beams = "two"\n', "'num-beams' takes a whole number, not str 'two'"),
         ("num-beams = 2.5\n", "'num-beams' takes a whole number, not float 2.5"),
-        ("num-beams = 0\n", "--num-beams must be at least 1 (got 0)"),
+        ("num-beams = 0\n", "--num-beams must be between 1 and 64 (got 0)"),
         ('length = "tiny"\n', "'length': 'tiny' is not one of 'short', 'medium', 'long'."),
         ('include = "*.txt"\n', "'include' takes a list, e.g. include = [\"...\"]"),
         ("[eval]\nnum-bems = 1\n", "unknown key 'num-bems'"),

@@ -56,6 +56,46 @@ def test_include_and_exclude_globs(tmp_path, monkeypatch):
     assert names(items) == [str(Path("d/b.rst")), str(Path("d/keep/d.rst"))]
 
 
+def test_folders_take_known_extensions_in_any_case(tmp_path, monkeypatch):
+    """Z.TXT and REPORT.PDF are read when named: a folder holding them takes them too (once skipped)."""
+    monkeypatch.chdir(tmp_path)
+    tree(tmp_path, {"d/Z.TXT": "z", "d/REPORT.PDF": "p", "d/page.HTML": "h", "d/Notes.Md": "n", "d/x.RST": "r"})
+    assert names(discover(["d"])) == [str(Path(f"d/{n}")) for n in ("Notes.Md", "REPORT.PDF", "Z.TXT", "page.HTML")]
+
+
+@pytest.mark.parametrize(
+    ("include", "found"),
+    [
+        (["**/*.md"], ["d/a.md", "d/sub/b.md", "d/sub/deep/c.md"]),  # ** is zero folders too: a.md is taken
+        (["sub/*.md"], ["d/sub/b.md"]),  # * stays within one folder: sub/deep/c.md is not taken
+        (["sub/**/*.md"], ["d/sub/b.md", "d/sub/deep/c.md"]),
+        (["*.md"], ["d/a.md", "d/sub/b.md", "d/sub/deep/c.md"]),  # no /: the name, at any depth
+        (["*.{md,txt}"], ["d/a.md", "d/n.txt", "d/sub/b.md", "d/sub/deep/c.md"]),
+    ],
+)
+def test_include_globs_match_paths_as_globs_do(tmp_path, monkeypatch, include, found):
+    monkeypatch.chdir(tmp_path)
+    tree(tmp_path, {"d/a.md": "a", "d/n.txt": "n", "d/sub/b.md": "b", "d/sub/deep/c.md": "c"})
+    assert names(discover(["d"], include=include)) == [str(Path(f)) for f in found]
+
+
+def test_exclude_glob_with_a_folder_stays_within_it(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    tree(tmp_path, {"d/a/x.txt": "x", "d/a/b/y.txt": "y", "d/c.txt": "c"})
+    assert names(discover(["d"], exclude=["a/*.txt"])) == [str(Path("d/a/b/y.txt")), str(Path("d/c.txt"))]
+
+
+def test_a_bad_url_or_a_name_with_nul_fails_alone(tmp_path, monkeypatch):
+    """A port out of range and a NUL in a name once ended the whole run (ValueError from the URL parser
+    and from stat), the inputs before them included."""
+    monkeypatch.chdir(tmp_path)
+    tree(tmp_path, {"a.txt": "a", "b.txt": "b"})
+    items = list(discover(["a.txt", "http://example.com:99999/x", "a.txt\0b.txt", "b.txt"]))
+    assert names(items) == ["a.txt", "!http://example.com:99999/x", "!a.txt\\0b.txt", "b.txt"]
+    assert items[1].reason == "not a valid URL (Port out of range 0-65535)" and not items[1].skipped
+    assert items[2].reason == "the name holds a NUL byte (a NUL-separated list needs -0)"
+
+
 def test_named_file_is_taken_whatever_its_extension_and_missing_path_is_a_problem(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     tree(tmp_path, {"notes.rst": "n"})

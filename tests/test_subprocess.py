@@ -29,6 +29,25 @@ def test_cat_file_into_summarize(tiny_model, samples):
     assert done.stderr == ""  # no progress bar (not a terminal), no library warnings
 
 
+@pytest.mark.parametrize("force", ["FORCE_COLOR", "TTY_COMPATIBLE"])
+def test_forced_colour_writes_no_live_display_into_a_redirected_stderr(tiny_model, samples, tmp_path, force):
+    """FORCE_COLOR=1 (many CI systems set it) made Rich take a stderr file for a terminal: the live display's
+    spinner and cursor codes went into the file."""
+    log = tmp_path / "stderr.log"
+    files = [str(samples / "harbour-ferry.txt"), str(samples / "solar-school.txt")]
+    with log.open("wb") as err:
+        done = subprocess.run(
+            command(*GENERATE, "--no-cache", *files),
+            stdout=subprocess.PIPE,
+            stderr=err,
+            env={**env_for(tiny_model), force: "1"},
+            timeout=120,
+        )
+    assert done.returncode == 0, log.read_text()
+    assert done.stdout.decode().count("==> ") == 2
+    assert log.read_bytes() == b""  # no spinner, no progress line, no escape code
+
+
 def test_closed_stdout_ends_quietly(tiny_model, tmp_path):
     # far more output than a pipe holds (64 KiB) plus what `head` reads: the writer must meet the closed pipe
     name = "about-the-ferry-and-the-harbour-" * 6

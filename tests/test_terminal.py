@@ -150,6 +150,30 @@ def test_a_folder_in_a_terminal_has_clean_headers_and_nothing_stale(tiny_model, 
     ]
 
 
+def test_stdout_piped_to_the_terminal_leaves_no_progress_line(tiny_model, tmp_path):
+    """`summarize news/ | cat` with stderr on the terminal: the display steps aside for each record and is
+    gone at the end (it was never erased, and cat's first line was glued to it)."""
+    import shlex
+
+    folder = folder_of(tmp_path, 3)
+    expected = [summary_of(tiny_model, tmp_path, folder / f"s{i}.txt") for i in range(3)]
+    command = [sys.executable, str(LAUNCHER), "-m", "slow", str(folder), *QUICK, "--no-cache"]
+    shell = " ".join(shlex.quote(word) for word in command) + " | cat; echo END"
+    term = Terminal(["sh", "-c", shell], env_for(tiny_model, tmp_path))
+    assert term.finish() == 0
+    assert term.lines() == [
+        f"==> {folder / 's0.txt'} <==",
+        expected[0],
+        "",
+        f"==> {folder / 's1.txt'} <==",
+        expected[1],
+        "",
+        f"==> {folder / 's2.txt'} <==",
+        expected[2],
+        "END",
+    ]
+
+
 def test_an_interrupted_run_in_a_terminal_shows_what_was_done(tiny_model, tmp_path):
     folder = folder_of(tmp_path, 3)
     expected = summary_of(tiny_model, tmp_path, folder / "s0.txt")

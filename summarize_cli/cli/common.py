@@ -99,8 +99,15 @@ def handle_errors(command):
 
 
 def show_progress(quiet: bool) -> bool:
-    """The progress display is for people: only when stderr is a terminal and -q is not given."""
-    return not quiet and stderr.is_terminal
+    """The progress display is for people: only when stderr is a terminal and -q is not given. Asked of the
+    file itself, not of Rich: FORCE_COLOR (set by many CI systems) makes Rich take any stderr for a
+    terminal, and colours may follow that, but a live display's cursor codes may not go into a file."""
+    if quiet:
+        return False
+    try:
+        return os.isatty(sys.stderr.fileno())
+    except (AttributeError, ValueError, OSError):  # no stderr, or one with no file behind it
+        return False
 
 
 def progress_bar(show: bool):
@@ -143,18 +150,63 @@ def progress_bar(show: bool):
     )
 
 
-@contextlib.contextmanager
-def out_of_the_way(progress, needed: bool):
-    """Take the progress display off the screen while stdout writes there, then draw it again below:
-    a summary never lands on the progress line, and no stale line stays above it."""
-    if not needed or not progress.live.is_started:
-        yield
-        return
-    progress.stop()  # transient: erases the display
-    try:
-        yield
-    finally:
-        progress.start()
+class OutOfTheWay:
+    """Takes the progress display off the screen while a record is written, so that no summary lands on
+    the progress line and no stale line stays above it. Written to the terminal, the record is followed
+    by the display at once; written to a pipe (`| cat`, `| jq`), whose reader prints it later and perhaps
+    to the same terminal, the display comes back only after a pause (drawn at once, it would be left
+    above the reader's line, glued to it), and never once the run is over."""
+
+    PAUSE = 0.5  # seconds: a reader prints a flushed line long before this
+
+    def __init__(self, progress, sink, show: bool):
+        import threading
+
+        self.progress = progress
+        self.mode = None if not show else "terminal" if sink.writes_to_terminal() else "pipe"
+        if self.mode == "pipe" and not sink.writes_to_pipe():
+            self.mode = None  # a file: nothing reads it onto the screen
+        self.lock = threading.Lock()
+        self.timer = None
+        self.closed = False
+
+    @contextlib.contextmanager
+    def writing(self):
+        if self.mode is None:
+            yield
+            return
+        with self.lock:
+            self._cancel()
+            if self.progress.live.is_started:
+                self.progress.stop()  # transient: erases the display
+        try:
+            yield
+        finally:
+            if self.mode == "terminal":
+                self.progress.start()
+            else:
+                import threading
+
+                with self.lock:
+                    self.timer = threading.Timer(self.PAUSE, self._back)
+                    self.timer.daemon = True
+                    self.timer.start()
+
+    def _back(self) -> None:
+        with self.lock:
+            if not self.closed and not self.progress.live.is_started:
+                self.progress.start()
+
+    def _cancel(self) -> None:
+        if self.timer is not None:
+            self.timer.cancel()
+            self.timer = None
+
+    def close(self) -> None:
+        """The run is over (or stopped): the display never comes back."""
+        with self.lock:
+            self.closed = True
+            self._cancel()
 
 
 def status(message: str, show: bool):
@@ -229,10 +281,14 @@ class DefaultGroup(TyperGroup):
         if models and "model-for" not in top:
             top["model-for"] = [f"{language}={model}" for language, model in models.items()]
         options = {name: long_options(command) for name, command in self.commands.items()}
-        option_defaults(path, top, {k: v for opts in options.values() for k, v in opts.items()})  # all known
+        known = {k: v for name, opts in options.items() if name != self.default_command for k, v in opts.items()}
+        option_defaults(path, top, {**known, **options[self.default_command]})  # all known, summarize's first
         maps = {}
+        own = options[self.default_command]
         for name, opts in options.items():
-            table = {k: v for k, v in top.items() if k in opts}
+            # a top-level key is summarize's; it applies to another command only where the option takes the
+            # same values there (`format = "jsonl"` is summarize's, eval's format is its [eval] table's)
+            table = {k: v for k, v in top.items() if k in opts and same_values(opts[k], own.get(k))}
             if name == "eval":
                 table.update(eval_table)
             maps[name] = option_defaults(path, table, opts)
@@ -278,6 +334,14 @@ class DefaultGroup(TyperGroup):
             sub_ctx = command.make_context(ctx.info_name, args, obj=self, default_map=defaults)
             with sub_ctx:
                 return sub_ctx.command.invoke(sub_ctx)
+
+
+def same_values(param, other) -> bool:
+    """Whether two commands' options of one name take the same values (type and choices)."""
+    if other is None:
+        return True  # another command's own option: the top level is the only place it can be given
+    kind = (type(param.type), tuple(getattr(param.type, "choices", ()) or ()))
+    return kind == (type(other.type), tuple(getattr(other.type, "choices", ()) or ()))
 
 
 def long_options(command) -> dict:

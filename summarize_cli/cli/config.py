@@ -132,7 +132,7 @@ def listing(group, maps: dict) -> str:
     from summarize_cli.cli.common import long_options
     from summarize_cli.specs import GenerationSpec
 
-    model_own = {f.name for f in fields(GenerationSpec)} | {"batch_size", "threads"}  # None: the model decides
+    model_own = {f.name for f in fields(GenerationSpec)}  # None: the model's generation config decides
     path = config_path()
     lines = [f"# config file: {path} ({'found' if path.is_file() else 'none there'})"]
     for name in ("summarize", "eval"):
@@ -147,10 +147,19 @@ def listing(group, maps: dict) -> str:
             where = {"DEFAULT_MAP": "config file", "ENVIRONMENT": f"env {param.envvar}"}.get(
                 source.name if source else "", "default"
             )
-            unset = "the model's own" if param.name in model_own else "not set"
+            unset = UNSET.get(param.name) or ("the model's own" if param.name in model_own else "not set")
             shown_value = unset if value is None else _toml(value)
             lines.append(f"{key} = {shown_value}  # {where}" if value is not None else f"# {key}: {shown_value}")
     return "\n".join(line for line in lines if line is not None).strip("\n")
+
+
+# what an option left unset means, where it is neither "not set" nor the model's own
+UNSET = {
+    "length": "not set (medium: the model's own lengths)",
+    "seed": "not set (a new random seed each run)",
+    "threads": "not set (the physical cores)",
+    "batch_size": "not set (4 per thread for ctranslate2 on CPU, 8 for torch on CPU, 32 on CUDA)",
+}
 
 
 def _toml(value) -> str:

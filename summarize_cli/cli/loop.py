@@ -8,7 +8,7 @@ from dataclasses import replace
 import typer
 
 from summarize_cli import worker
-from summarize_cli.cli.common import out_of_the_way, progress_bar, say, silence_stdout, status
+from summarize_cli.cli.common import OutOfTheWay, progress_bar, say, silence_stdout, status
 from summarize_cli.documents import IDLE, Document, Problem, Result
 from summarize_cli.errors import EXIT_SIGPIPE, SummarizeError, Terminated, signal_exit
 from summarize_cli.inputs.language import detect_languages
@@ -240,22 +240,25 @@ def _stream(results, sink, report: RunReport, show: bool) -> None:
     from summarize_cli.outputs.sinks import DuplicateOutput
 
     progress = progress_bar(show)
-    on_screen = show and sink.writes_to_terminal()  # summaries and the display share the screen
+    aside = OutOfTheWay(progress, sink, show)  # summaries and the display may share the screen
     try:
         with progress:
-            task = progress.add_task("Summarising", total=report.expected)
-            for out in results:
-                if isinstance(out, Problem):
-                    say(report.problem(out))
-                else:
-                    try:
-                        with out_of_the_way(progress, on_screen):
-                            sink.write(out)
-                    except DuplicateOutput as exc:
-                        say(report.problem(Problem(out.source, str(exc))))
+            try:
+                task = progress.add_task("Summarising", total=report.expected)
+                for out in results:
+                    if isinstance(out, Problem):
+                        say(report.problem(out))
                     else:
-                        say(report.result(out))
-                progress.advance(task)
+                        try:
+                            with aside.writing():
+                                sink.write(out)
+                        except DuplicateOutput as exc:
+                            say(report.problem(Problem(out.source, str(exc))))
+                        else:
+                            say(report.result(out))
+                    progress.advance(task)
+            finally:
+                aside.close()  # before the display's last erase: a pending return would outlive it
         sink.close()
     except BrokenPipeError:
         _abandon(sink)

@@ -119,7 +119,8 @@ BatchSize = Annotated[
     int | None,
     typer.Option(
         min=1,
-        help="Documents per batch (default: 16 for ctranslate2 on CPU, 8 for torch, 32 on CUDA).",
+        help="Documents per batch, 1 to 1024 (default: 4 per --threads for ctranslate2 on CPU, 8 for torch, "
+        "32 on CUDA).",
         rich_help_panel=MODEL,
     ),
 ]

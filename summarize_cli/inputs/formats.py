@@ -22,7 +22,8 @@ EXTENSIONS = {
     ".pdf": "pdf",
     ".docx": "docx",
 }
-DEFAULT_INCLUDE = tuple(f"*{ext}" for ext in (".txt", ".md", ".markdown", ".html", ".htm", ".pdf", ".docx"))
+DEFAULT_SUFFIXES = (".txt", ".md", ".markdown", ".html", ".htm", ".pdf", ".docx")  # any case: Z.TXT, REPORT.PDF
+DEFAULT_INCLUDE = tuple(f"*{ext}" for ext in DEFAULT_SUFFIXES)
 EXTRA = "pip install 'summarize-cli[formats]'"
 
 

@@ -7,7 +7,6 @@ import os
 import stat
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
-from fnmatch import fnmatch
 from pathlib import Path, PurePosixPath
 from typing import BinaryIO
 
@@ -15,7 +14,7 @@ from summarize_cli.documents import IDLE, Document, Idle, Problem
 from summarize_cli.errors import InputError, SkippedInput, SummarizeError
 from summarize_cli.inputs.decoding import has_content
 from summarize_cli.inputs.fetch import DEFAULT_TIMEOUT, body_format, fetch, is_url, url_relpath
-from summarize_cli.inputs.formats import DEFAULT_INCLUDE, MissingExtra, detect, extract, parser_notes
+from summarize_cli.inputs.formats import DEFAULT_INCLUDE, DEFAULT_SUFFIXES, MissingExtra, detect, extract, parser_notes
 from summarize_cli.specs import DEFAULT_MAX_INPUT_BYTES, InputSpec
 
 __all__ = ["DEFAULT_INCLUDE", "InputFile", "discover", "read_documents", "read_inputs"]
@@ -43,18 +42,19 @@ class InputFile:
 
 def discover(
     inputs: Iterable[str],
-    include: Iterable[str] = DEFAULT_INCLUDE,
+    include: Iterable[str] = (),
     exclude: Iterable[str] = (),
     skip: Iterable[Path] = (),
 ) -> Iterator[InputFile | Problem]:
-    """Expand INPUTS into files, in order; folders are walked recursively in sorted order.
+    """Expand INPUTS into files, in order; folders are walked recursively in sorted order, taking the files
+    `include` matches (none given: every extension the readers know, in any case).
 
     `skip` names folders never walked (the output folder). A file or folder reached twice (named twice,
     or through a link into the tree) is taken once, under its own path; only a link to one of its own
     ancestors is a loop.
     """
     inputs, include, exclude = list(inputs), tuple(include), tuple(exclude)
-    paths = [a for a in inputs if a != STDIN and not is_url(a)]
+    paths = [a for a in inputs if a != STDIN and not is_url(a) and "\0" not in a]
     anchors = Anchors(paths)
     walk = _Walk(include, exclude, skip, roots=[Path(a) for a in paths])
     for arg in inputs:
@@ -62,7 +62,15 @@ def discover(
             yield InputFile(STDIN_NAME, None, Path("stdin"))
             continue
         if is_url(arg):
-            yield InputFile(arg, None, url_relpath(arg), named=True, url=arg)
+            try:
+                relpath = url_relpath(arg)
+            except ValueError as exc:  # a port out of range, a malformed host: this input fails, not the run
+                yield Problem(arg, f"not a valid URL ({exc})")
+                continue
+            yield InputFile(arg, None, relpath, named=True, url=arg)
+            continue
+        if "\0" in arg:  # no file name holds one: a NUL-separated list read as lines
+            yield Problem(arg.replace("\0", "\\0"), "the name holds a NUL byte (a NUL-separated list needs -0)")
             continue
         path = Path(arg)
         try:
@@ -113,7 +121,18 @@ class Anchors:
 
 
 def _matches(relative: PurePosixPath, patterns: tuple[str, ...]) -> bool:
-    return any(fnmatch(relative.name, p) or ("/" in p and fnmatch(str(relative), p)) for p in patterns)
+    """A glob without `/` matches the name at any depth; one with `/` the path below the walked folder,
+    where `*` stays within one folder and `**/` is any number of folders, none included (wcmatch: a
+    maintained glob matcher, where fnmatch lets `*` cross `/` and `**/*.md` miss the top level)."""
+    from wcmatch.glob import BRACE, FORCEUNIX, GLOBSTAR, globmatch
+
+    return any(
+        globmatch(str(relative) if "/" in p else relative.name, p, flags=GLOBSTAR | BRACE | FORCEUNIX) for p in patterns
+    )
+
+
+def _known_suffix(relative: PurePosixPath) -> bool:
+    return relative.suffix.lower() in DEFAULT_SUFFIXES
 
 
 class _Walk:
@@ -177,7 +196,7 @@ class _Walk:
                     if any(target == r or r in target.parents for r in self.roots):
                         continue  # inside a walked tree: taken under its own path, not the link's
                 yield from self._visit(child, child_rel, anchor, ancestors)
-            elif not _matches(child_rel, self.include):
+            elif not (_matches(child_rel, self.include) if self.include else _known_suffix(child_rel)):
                 continue
             elif stat.S_ISREG(child_info.st_mode):
                 if (child_info.st_dev, child_info.st_ino) in self.skip:

@@ -94,6 +94,14 @@ class StdoutSink:
         except (AttributeError, ValueError):
             return False
 
+    def writes_to_pipe(self) -> bool:
+        """stdout is a pipe (or socket): its reader (`| cat`, `| jq`) may print to the display's terminal."""
+        try:
+            mode = os.fstat(self.stream.fileno()).st_mode
+        except (AttributeError, ValueError, OSError):
+            return False
+        return stat.S_ISFIFO(mode) or stat.S_ISSOCK(mode)
+
     def abandon(self) -> None:
         """The run stopped early: what was printed stays printed, a json array is still closed."""
         self.close()
@@ -170,6 +178,9 @@ class DirectorySink:
         pass
 
     def writes_to_terminal(self) -> bool:
+        return False
+
+    def writes_to_pipe(self) -> bool:
         return False
 
     def abandon(self) -> None:
@@ -452,6 +463,9 @@ class DatasetSink:
             raise OutputError(f"cannot write {self.path}: {exc.strerror or exc}") from None
 
     def writes_to_terminal(self) -> bool:
+        return False
+
+    def writes_to_pipe(self) -> bool:
         return False
 
     def abandon(self) -> Path | None:

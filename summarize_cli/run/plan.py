@@ -26,9 +26,9 @@ def plan(reading: InputSpec, writing: OutputSpec) -> Plan:
     """Find the inputs, never inside the outputs; refuse outputs that would overwrite an input or each other;
     leave out what --skip-existing finds done."""
     skip = [p for p in (writing.output_dir, writing.output_file) if p is not None]  # never read what it writes
-    include = reading.include or DEFAULT_INCLUDE
-    items = list(discover(reading.inputs, include, reading.exclude, skip=skip))
+    items = list(discover(reading.inputs, reading.include, reading.exclude, skip=skip))
     if not items:
+        include = reading.include or DEFAULT_INCLUDE
         raise SummarizeError(
             f"no files to summarise in {', '.join(reading.inputs)} (looked for {', '.join(include)}; see --include)"
         )
