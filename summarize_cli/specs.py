@@ -92,8 +92,6 @@ class ModelSpec:
     def __post_init__(self) -> None:
         if self.method not in METHODS:
             raise UsageError("--method", f"{self.method!r}: give one of {', '.join(METHODS)}")
-
-    def __post_init__(self) -> None:
         if not DEVICES.fullmatch(self.device):
             raise UsageError("--device", f"{self.device!r}: give auto, cpu, cuda, cuda:N (N a number) or mps")
         if self.threads is not None and not 1 <= self.threads <= usable_cpus():

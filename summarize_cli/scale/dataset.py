@@ -200,6 +200,7 @@ class DatasetRunner:
             batch_size=1,
             fn_kwargs={"inputs": self.inputs, "output": self.output},
             num_cpus=0,  # light next to the model; the CPUs are the actors'
+            compute=ray.data.TaskPoolStrategy(size=max(1, self.size // 2)),  # CPU-free, so bounded here
         )
         return documents.map_batches(
             SummarizeBatches,
