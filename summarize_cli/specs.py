@@ -43,10 +43,12 @@ def _set(spec, name: str, value) -> None:
 
 
 def _as_path(spec, *names: str) -> None:
+    from summarize_cli.storage import location
+
     for name in names:
         value = getattr(spec, name)
-        if value is not None and not isinstance(value, Path):
-            _set(spec, name, Path(value))
+        if value is not None:
+            _set(spec, name, location(value))
 
 
 def parse_routes(values) -> tuple[tuple[str, str], ...]:

@@ -16,6 +16,7 @@ from summarize_cli.inputs.decoding import has_content
 from summarize_cli.inputs.fetch import DEFAULT_TIMEOUT, body_format, fetch, is_url, url_relpath
 from summarize_cli.inputs.formats import DEFAULT_INCLUDE, DEFAULT_SUFFIXES, MissingExtra, detect, extract, parser_notes
 from summarize_cli.specs import DEFAULT_MAX_INPUT_BYTES, InputSpec
+from summarize_cli.storage import RemotePath, is_remote, open_read
 
 __all__ = ["DEFAULT_INCLUDE", "InputFile", "discover", "read_documents", "read_inputs"]
 STDIN = "-"
@@ -69,6 +70,9 @@ def discover(
                 continue
             yield InputFile(arg, None, relpath, named=True, url=arg)
             continue
+        if is_remote(arg):
+            yield from _remote(arg, walk, skip)
+            continue
         if "\0" in arg:  # no file name holds one: a NUL-separated list read as lines
             yield Problem(arg.replace("\0", "\\0"), "the name holds a NUL byte (a NUL-separated list needs -0)")
             continue
@@ -85,6 +89,33 @@ def discover(
             yield from walk.folder(path, anchors.of(path))
         elif walk.first_time(info):  # a named file is read whatever its kind: `<(cmd)` gives a pipe
             yield InputFile(arg, path, anchors.of(path), named=True)
+
+
+def _remote(uri: str, walk: _Walk, skip: Iterable) -> Iterator[InputFile | Problem]:
+    """An object (read whatever its kind, as a named file is) or a folder of them on object storage,
+    walked as a local folder is: sorted, --include and --exclude applied, the output folder left out.
+    Each goes under --output-dir at its bucket and key."""
+    root = RemotePath(uri)
+    try:
+        if root.is_file():
+            yield InputFile(uri, root, root.relative(), named=True)
+            return
+        files = root.files()
+    except FileNotFoundError:
+        files = []
+    except OSError as exc:
+        yield Problem(uri, f"cannot read ({exc})")
+        return
+    if not files:
+        yield Problem(uri, "no such file or folder")
+        return
+    outputs = [str(s).rstrip("/") + "/" for s in skip if isinstance(s, RemotePath)]
+    for path in files:
+        if any(str(path).startswith(prefix) for prefix in outputs):
+            continue
+        relative = PurePosixPath(path.key[len(root.key) :].lstrip("/"))
+        if walk.takes(relative):
+            yield InputFile(str(path), path, path.relative())
 
 
 class Anchors:
@@ -140,7 +171,7 @@ class _Walk:
 
     def __init__(self, include: tuple[str, ...], exclude: tuple[str, ...], skip: Iterable[Path], roots: list[Path]):
         self.include, self.exclude = include, exclude
-        self.skip = {_key(p) for p in skip if p.exists()}
+        self.skip = {_key(p) for p in skip if isinstance(p, Path) and p.exists()}
         self.roots = [r.resolve() for r in roots if r.is_dir()]
         self.taken: set[tuple[int, int]] = set()
 
@@ -150,6 +181,15 @@ class _Walk:
             return False
         self.taken.add(key)
         return True
+
+    def takes(self, relative: PurePosixPath) -> bool:
+        """A file at `relative` below a walked folder: not excluded (itself or a folder above it), and
+        included. For object storage, whose folders are only prefixes."""
+        if any(part.startswith(".") for part in relative.parts):
+            return False
+        if any(_matches(PurePosixPath(*relative.parts[: i + 1]), self.exclude) for i in range(len(relative.parts))):
+            return False
+        return _matches(relative, self.include) if self.include else _known_suffix(relative)
 
     def folder(self, root: Path, anchor: Path) -> Iterator[InputFile | Problem]:
         yield from self._visit(root, PurePosixPath(), anchor, ())
@@ -277,7 +317,7 @@ def _read_one(item: InputFile, stdin: BinaryIO | None, limits: _Limits) -> Docum
                 raise InputError("stdin is not available")
             data = _read_bounded(stdin, limit)
         else:
-            with open(item.path, "rb") as handle:
+            with open_read(item.path) as handle:
                 data = _read_bounded(handle, limit)
     except OSError as exc:
         raise InputError(exc.strerror or str(exc)) from None
@@ -347,7 +387,7 @@ def read_dataset(item: InputFile, max_input_bytes: int, text_column: str, id_col
     folder = item.relpath  # rows go under OUT/data.jsonl/ID.summary.*, beside OUT/other.txt.summary.*
     try:
         if item.path.suffix.lower() == ".jsonl":
-            with open(item.path, "rb") as stream:
+            with open_read(item.path) as stream:
                 rows = read_jsonl(stream, max_input_bytes, item.display, text_column, id_column, limits=limits)
                 for doc in rows:
                     if isinstance(doc, Document):
@@ -375,7 +415,7 @@ def parquet_rows(path: Path, text_column: str, id_column: str) -> Iterator[tuple
     except ImportError:
         raise InputError("reading Parquet needs pyarrow: pip install 'summarize-cli[ray]' (or pyarrow)") from None
     try:
-        reader = pq.ParquetFile(path)
+        reader = pq.ParquetFile(open_read(path))
     except Exception as exc:  # noqa: BLE001 - pyarrow's errors on a broken file
         raise InputError(f"not a readable Parquet file ({exc})") from None
     names = reader.schema_arrow.names

@@ -14,6 +14,7 @@ from summarize_cli.documents import Result
 from summarize_cli.errors import OutputError, stdout_failed
 from summarize_cli.outputs.records import to_record
 from summarize_cli.signals import deferred
+from summarize_cli.storage import RemotePath, open_read
 
 EXTENSIONS = {
     "text": ".summary.txt",
@@ -189,7 +190,10 @@ class DirectorySink:
 
 def _temporary_beside(path: Path) -> tuple[int, str]:
     """A temporary file beside `path` with the mode `path` will have: its own if it exists, else what the
-    user's umask gives a new file (as cp and tee do), never mkstemp's 0600."""
+    user's umask gives a new file (as cp and tee do), never mkstemp's 0600. For an object, a local
+    temporary file, uploaded whole when complete (see _move)."""
+    if isinstance(path, RemotePath):
+        return tempfile.mkstemp(prefix="summarize-", suffix=path.suffix or ".tmp")
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
@@ -211,8 +215,13 @@ def _umask() -> int:
 
 
 def write_atomic(path: Path, text: str) -> None:
-    """Write to a temporary file beside `path`, then rename it into place. Ctrl-C and SIGTERM wait for the
-    few milliseconds this takes, so neither can leave a temporary file behind."""
+    """Write to a temporary file beside `path`, then rename it into place (on object storage: one whole
+    object). Ctrl-C and SIGTERM wait for the few milliseconds this takes, so neither can leave a temporary
+    file behind."""
+    if isinstance(path, RemotePath):
+        with deferred():
+            _put(path, text.encode("utf-8"))
+        return
     with deferred():
         fd, tmp = _temporary_beside(path)
         try:
@@ -243,6 +252,13 @@ def parquet_row(row: dict) -> dict:
     return row
 
 
+def _put(path: RemotePath, data: bytes) -> None:
+    try:
+        path.write_bytes(data)
+    except OSError as exc:
+        raise OutputError(f"cannot write {path}: {exc}") from None
+
+
 def write_part(folder: Path, name: str, records: list[dict], suffix: str) -> None:
     """One batch's records as a part file `folder/name.SUFFIX`, written atomically: a batch that runs again
     (its worker died) replaces its part, so the joined file holds each record once."""
@@ -254,6 +270,14 @@ def write_part(folder: Path, name: str, records: list[dict], suffix: str) -> Non
     import pyarrow.parquet as pq
 
     table = pa.Table.from_pylist([parquet_row(dict(r)) for r in records])
+    if isinstance(path, RemotePath):
+        import io
+
+        buffer = io.BytesIO()
+        pq.write_table(table, buffer)
+        with deferred():
+            _put(path, buffer.getvalue())
+        return
     with deferred():
         fd, tmp = _temporary_beside(path)
         try:
@@ -269,11 +293,14 @@ def write_part(folder: Path, name: str, records: list[dict], suffix: str) -> Non
 def join_parts(folder: Path, handle, suffix: str) -> int:
     """Every part in `folder`, in name order (input order), into the open binary `handle`: JSONL parts
     byte for byte, Parquet parts table by table (whole column chunks, no per-row work). The row count."""
-    parts = sorted(folder.glob(f"*{suffix}")) if folder.is_dir() else []
+    if isinstance(folder, RemotePath):
+        parts = [p for p in folder.files() if p.name.endswith(suffix)] if folder.is_dir() else []
+    else:
+        parts = sorted(folder.glob(f"*{suffix}")) if folder.is_dir() else []
     if suffix == ".jsonl":
         rows = 0
         for part in parts:
-            with open(part, "rb") as source:
+            with open_read(part) as source:
                 data = source.read()
             rows += data.count(b"\n")
             handle.write(data)
@@ -283,11 +310,11 @@ def join_parts(folder: Path, handle, suffix: str) -> int:
     import pyarrow as pa
     import pyarrow.parquet as pq
 
-    schema = pa.unify_schemas([pq.read_schema(p) for p in parts], promote_options="permissive")
+    schema = pa.unify_schemas([pq.read_schema(open_read(p)) for p in parts], promote_options="permissive")
     rows = 0
     with pq.ParquetWriter(handle, schema) as writer:
         for part in parts:
-            table = pq.read_table(part)
+            table = pq.read_table(open_read(part))
             writer.write_table(table.select(schema.names) if table.schema == schema else _conform(table, schema))
             rows += table.num_rows
     return rows
@@ -318,6 +345,14 @@ class PartsSink:
         self.written += 1
 
     def _join_into(self, target: Path) -> int:
+        if isinstance(target, RemotePath):
+            import io
+
+            buffer = io.BytesIO()
+            rows = join_parts(self.parts, buffer, self.path.suffix.lower())
+            if rows:
+                _put(target, buffer.getvalue())
+            return rows
         fd, tmp = _temporary_beside(target)
         try:
             with os.fdopen(fd, "wb") as handle:
@@ -347,9 +382,7 @@ class PartsSink:
             self._remove_parts()
 
     def _remove_parts(self) -> None:
-        import shutil
-
-        shutil.rmtree(self.parts, ignore_errors=True)
+        remove_folder(self.parts)
 
     def writes_to_terminal(self) -> bool:
         return False
@@ -365,6 +398,26 @@ class PartsSink:
             return None
         finally:
             self._remove_parts()
+
+
+def _move(tmp: Path, target) -> None:
+    """A finished temporary file into place: renamed on a disk, uploaded whole to object storage."""
+    if isinstance(target, RemotePath):
+        _put(target, tmp.read_bytes())
+        tmp.unlink()
+        return
+    os.replace(tmp, target)
+
+
+def remove_folder(folder) -> None:
+    """A folder of part files, gone, wherever it is."""
+    if isinstance(folder, RemotePath):
+        with contextlib.suppress(OSError):
+            folder.fs.delete_dir(folder.key)
+        return
+    import shutil
+
+    shutil.rmtree(folder, ignore_errors=True)
 
 
 class WrittenSink:
@@ -454,7 +507,7 @@ class DatasetSink:
         try:
             self._finish()
             if self.written:
-                os.replace(self._tmp, self.path)
+                _move(self._tmp, self.path)
             else:
                 self._tmp.unlink()
         except OSError as exc:
@@ -478,7 +531,7 @@ class DatasetSink:
         try:
             self._finish()
             if self.written:
-                os.replace(self._tmp, partial)
+                _move(self._tmp, partial)
                 return partial
         except (OSError, OutputError):
             pass

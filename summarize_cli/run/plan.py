@@ -11,6 +11,7 @@ from summarize_cli.inputs.formats import DEFAULT_INCLUDE
 from summarize_cli.inputs.sources import InputFile, discover, is_dataset
 from summarize_cli.outputs.sinks import output_path
 from summarize_cli.specs import InputSpec, OutputSpec
+from summarize_cli.storage import RemotePath
 
 
 @dataclass(frozen=True)
@@ -66,7 +67,9 @@ def _check_output_file(items, output: Path) -> None:
     if not output.exists():
         return
     for item in items:
-        if isinstance(item, InputFile) and item.path is not None and os.path.samefile(item.path, output):
+        if not isinstance(item, InputFile) or item.path is None or type(item.path) is not type(output):
+            continue
+        if item.path == output if isinstance(output, RemotePath) else os.path.samefile(item.path, output):
             raise UsageError("--output", f"{output} is also an input ({item.display}): it would be overwritten")
 
 

@@ -19,6 +19,7 @@ from pathlib import Path
 
 from summarize_cli.documents import IDLE, Document, Problem, Result
 from summarize_cli.errors import SummarizeError
+from summarize_cli.outputs.sinks import remove_folder
 from summarize_cli.scale.cluster import Cluster, quiet_data
 from summarize_cli.scale.ray_runner import SummarizeWorker
 from summarize_cli.specs import InputSpec, OutputSpec, RaySpec, RunSpec
@@ -161,7 +162,9 @@ class DatasetRunner:
         self.cluster.connect()
         self.size = self.pool_size()
         on_status(f"Starting {self.size} Ray worker(s), each loading {self.model_name} ...")
-        probe = self.ray.remote(SummarizeWorker).options(num_cpus=self.threads, num_gpus=1 if self.gpu else 0)
+        probe = self.ray.remote(SummarizeWorker).options(
+            num_cpus=self.threads, num_gpus=1 if self.gpu else 0, **self.remote_args()
+        )
         actor = probe.remote(self.spec)
         try:
             info = self.cluster.get(actor.ready.remote())
@@ -194,6 +197,7 @@ class DatasetRunner:
         import ray.data
 
         quiet_data()
+        remote_args = self.remote_args()
         units = ray.data.from_items([{"index": i, "item": _absolute(item)} for i, item in enumerate(items)])
         documents = units.map_batches(
             read_units,
@@ -201,6 +205,7 @@ class DatasetRunner:
             fn_kwargs={"inputs": self.inputs, "output": self.output},
             num_cpus=0,  # light next to the model; the CPUs are the actors'
             compute=ray.data.TaskPoolStrategy(size=max(1, self.size // 2)),  # CPU-free, so bounded here
+            **remote_args,
         )
         return documents.map_batches(
             SummarizeBatches,
@@ -209,15 +214,21 @@ class DatasetRunner:
             compute=ray.data.ActorPoolStrategy(size=self.size),
             num_cpus=self.threads,
             num_gpus=1 if self.gpu else 0,
+            **remote_args,
         )
+
+    def remote_args(self) -> dict:
+        """Object storage's endpoint and credentials, as the driver has them, for every worker."""
+        from summarize_cli.storage import credential_environment
+
+        variables = credential_environment()
+        return {"runtime_env": {"env_vars": variables}} if variables else {}
 
     def summarize_planned(self, items: list, on_done=lambda: None) -> Iterator[Result | Problem]:
         """Every input's result in input order; a document --skip-existing found done calls `on_done`
         instead."""
         if self.output.output_file is not None:
-            import shutil
-
-            shutil.rmtree(parts_folder(self.output.output_file), ignore_errors=True)  # an earlier run's
+            remove_folder(parts_folder(self.output.output_file))  # an earlier run's
         try:
             for row in self.dataset(items).iter_rows():
                 self._late.extend(w for w in row["late"] if w not in self._late)
