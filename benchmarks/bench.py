@@ -63,6 +63,7 @@ def main() -> None:
     parser.add_argument("--skip-ray", action="store_true", help="leave out the local Ray run")
     parser.add_argument("--flat", type=int, default=1000, help="documents in the flat-throughput run (0: none)")
     parser.add_argument("--only-extractive", action="store_true", help="measure the extractive row alone")
+    parser.add_argument("--only-ray", action="store_true", help="measure the Ray rows alone")
     args = parser.parse_args()
     if not SHARED.is_dir():
         sys.exit(f"needs {SHARED} (make_model.py, corpus.jsonl, baseline.py)")
@@ -82,6 +83,11 @@ def main() -> None:
             check=True,
             capture_output=True,
         )
+    if args.only_ray:
+        summarize = [sys.executable, "-m", "summarize_cli", "-m", str(model), "-q"]
+        forced = ["--min-length", str(OUT_TOKENS), "--max-length", str(OUT_TOKENS), "--long", "truncate"]
+        _print_table(_ray_rows(args, model, summarize, forced, env))
+        return
     docs = [json.loads(line) for line in lines]
     one = min(docs, key=lambda d: abs(len(d["text"].split()) - 650))
     article = args.work / "one-article.txt"
@@ -133,14 +139,8 @@ def main() -> None:
     rows.append(_extractive_row(args, corpus, env, naive_rate.get(4)))
     print(rows[-1], file=sys.stderr)
 
-    if _has("ray") and not args.skip_ray:  # Ray's fixed start-up cost needs more documents to show its throughput
-        full = args.work / "corpus-all.jsonl"
-        full.write_text((SHARED / "corpus.jsonl").read_text(encoding="utf-8"), encoding="utf-8")
-        count = len(full.read_text(encoding="utf-8").splitlines())
-        for name, extra in (("summarize (default, one process)", []), ("summarize --ray (local Ray)", ["--ray"])):
-            wall, rss = median_run([*batch, "--num-beams", "4", *extra], args.repeat, full, env)
-            rows.append((f"{count} docs, 4 beams", name, f"{wall:.1f} s", f"{count / wall:.2f}", "", f"{rss:.0f}"))
-            print(rows[-1], file=sys.stderr)
+    if _has("ray") and not args.skip_ray:
+        rows.extend(_ray_rows(args, model, summarize, forced, env))
 
     one_off = [*summarize, str(article), "--min-length", str(OUT_TOKENS), "--max-length", str(OUT_TOKENS), "--no-cache"]
     entry = str(Path(sys.executable).with_name("summarize"))  # the installed console script, as users run it
@@ -193,6 +193,83 @@ def _extractive_row(args, corpus: Path, env: dict, naive: float | None) -> tuple
     ratio = f"{rate / naive:.1f}x" if naive else ""
     name = "summarize --method extractive (no model)"
     return (f"{args.docs} docs", name, f"{wall:.2f} s", f"{rate:.2f}", ratio, f"{rss:.0f}")
+
+
+DRIVER_CPU = """import atexit, os, resource, sys
+
+
+def said():
+    used = resource.getrusage(resource.RUSAGE_SELF)
+    with open(os.environ["DRIVER_CPU_FILE"], "w") as out:
+        out.write(str(used.ru_utime + used.ru_stime))
+
+
+atexit.register(said)
+from summarize_cli.cli.app import main
+
+sys.argv = ["summarize", *sys.argv[1:]]
+main()
+"""
+
+
+def _loopback_only(cmd: list[str]) -> list[str]:
+    """Ray registers the machine's other address even when told 127.0.0.1: where we may (root), run it in
+    a private network namespace where only loopback exists."""
+    if os.geteuid() != 0 or shutil.which("unshare") is None:
+        return cmd
+    return ["unshare", "-n", "sh", "-c", 'ip link set lo up && exec "$@"', "sh", *cmd]
+
+
+def _ray_rows(args, model: Path, summarize: list[str], forced: list[str], env: dict) -> list[tuple]:
+    """64 documents (a .jsonl dataset: Ray Data reads it in its workers) through --ray beside one process
+    on the bench model; then the driver's own CPU time per extra row, parquet in and --output parquet out,
+    20,000 rows against 5,000, on a tiny model: what caps a cluster's rate is the driver's work per row."""
+    rows = []
+    full = args.work / "corpus-64.jsonl"
+    full.write_text("\n".join((SHARED / "corpus.jsonl").read_text(encoding="utf-8").splitlines()[:64]) + "\n")
+    for name, extra in (("summarize (default, one process)", []), ("summarize --ray (local Ray, Ray Data)", ["--ray"])):
+        cmd = [*summarize, *forced, "--num-beams", "4", "-f", "jsonl", "--no-cache", str(full), *extra]
+        wall, rss = median_run(_loopback_only(cmd) if extra else cmd, args.repeat, None, env)
+        rows.append(("64 docs, 4 beams", name, f"{wall:.1f} s", f"{64 / wall:.2f}", "", f"{rss:.0f}"))
+        print(rows[-1], file=sys.stderr)
+    tiny = args.work / "tiny-t5"
+    if not (tiny / "config.json").is_file():
+        os.environ["SUMMARIZE_TEST_NETNS"] = "entered"  # conftest's helpers only: no namespace for the bench
+        sys.path.insert(0, str(ROOT / "tests"))
+        from conftest import build_tiny_t5
+
+        build_tiny_t5(tiny, [json.loads(line)["text"] for line in full.read_text().splitlines()])
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    cpu = {}
+    for count in (5_000, 20_000):
+        data = args.work / f"rows-{count}.parquet"
+        texts = [f"Row {i}: the harbour ferry returns on Monday, the council said." for i in range(count)]
+        pq.write_table(pa.table({"id": [f"r{i}" for i in range(count)], "text": texts}), data)
+        out = args.work / f"rows-{count}.summaries.parquet"
+        cpu_file = args.work / "driver-cpu.txt"
+        cmd = [sys.executable, "-c", DRIVER_CPU, str(data), "--output", str(out), "--ray", "-m", str(tiny)]
+        cmd += ["--max-length", "4", "--min-length", "1", "--num-beams", "1", "--force", "-q", "--no-cache"]
+        started = time.perf_counter()
+        subprocess.run(_loopback_only(cmd), env={**env, "DRIVER_CPU_FILE": str(cpu_file)}, check=True)
+        wall = time.perf_counter() - started
+        cpu[count] = float(cpu_file.read_text())
+        assert pq.read_metadata(out).num_rows == count
+        print(f"{count} rows: driver CPU {cpu[count]:.2f} s, wall {wall:.1f} s", file=sys.stderr)
+    per_row = (cpu[20_000] - cpu[5_000]) / 15_000 * 1000
+    rows.append(
+        (
+            "parquet in, --output parquet",
+            f"--ray driver CPU per extra row (20,000 vs 5,000 rows: {cpu[20_000]:.2f} s vs {cpu[5_000]:.2f} s)",
+            f"{per_row:.3f} ms",
+            "",
+            "",
+            "",
+        )
+    )
+    print(rows[-1], file=sys.stderr)
+    return rows
 
 
 def _option_count() -> int:

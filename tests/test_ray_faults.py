@@ -117,6 +117,7 @@ def test_a_worker_killed_mid_stream_loses_and_doubles_no_record(tiny_model, tmp_
     reader_done.wait(10)
     err = process.stderr.read().decode()
     assert process.returncode == 0, err
+    assert err == ""  # nothing of Ray's on the terminal, no retry notice
     ids = [json.loads(line)["source"] for line in lines]
     assert ids == [f"r{i:03}" for i in range(300)]  # each once, in input order
 
@@ -139,7 +140,7 @@ def test_a_worker_killed_mid_folder_run_leaves_every_file_written_once(tiny_mode
     assert code == 0, stderr
     written = sorted(p.relative_to(out).as_posix() for p in out.rglob("*") if p.is_file())
     assert written == [f"news/story{i:03}.txt.summary.txt" for i in range(120)]  # no temporary file left
-    assert stdout == ""
+    assert stdout == "" and stderr == "Wrote 120 summaries to out.\n"  # exact counts; no Ray line on screen
 
 
 def test_a_node_removed_mid_run_loses_and_doubles_no_row(tiny_model, tmp_path):
@@ -164,6 +165,7 @@ def test_a_node_removed_mid_run_loses_and_doubles_no_row(tiny_model, tmp_path):
         cluster.remove_node(nodes[1])
         code, stdout, stderr = finish(process)
         assert code == 0, stderr
+        assert stdout == "" and stderr == "Wrote 300 summaries to out.parquet.\n"
         table = pq.read_table(tmp_path / "out.parquet")
         assert table.column("source").to_pylist() == [r["id"] for r in rows]  # each once, in input order
         assert not parts.exists()

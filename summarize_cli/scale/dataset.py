@@ -24,7 +24,11 @@ from summarize_cli.scale.cluster import Cluster, quiet_data
 from summarize_cli.scale.ray_runner import SummarizeWorker
 from summarize_cli.specs import InputSpec, OutputSpec, RaySpec, RunSpec
 
-READ_BATCH = 16  # documents per block a read task hands on: small enough to spread one file's rows
+READ_BATCH = 64  # documents per block a read task hands on
+# most documents per actor call: each call costs the driver's scheduler about a millisecond, so a call
+# carries many of the run's own batches (the actor batches them by length inside); fewer when the plan is
+# small, so that every actor gets two calls; a retried call redoes this many
+CALL_ROWS = 64
 
 
 @dataclass(frozen=True)
@@ -209,13 +213,35 @@ class DatasetRunner:
         )
         return documents.map_batches(
             SummarizeBatches,
-            batch_size=self.batch_size,
+            batch_size=self.call_rows(items),
             fn_constructor_kwargs={"spec": self.spec, "output": self.output},
             compute=ray.data.ActorPoolStrategy(size=self.size),
             num_cpus=self.threads,
             num_gpus=1 if self.gpu else 0,
             **remote_args,
         )
+
+    def call_rows(self, items: list) -> int:
+        """Documents per actor call: CALL_ROWS, or fewer when the plan's size (its files, and its Parquet
+        datasets' row counts from their footers) would leave an actor idle."""
+        from summarize_cli.inputs.sources import InputFile, is_dataset
+        from summarize_cli.storage import open_read
+
+        known = 0
+        for item in items:
+            if not isinstance(item, InputFile) or not is_dataset(item):
+                known += 1
+                continue
+            if item.path.suffix.lower() != ".parquet":
+                return max(self.batch_size, CALL_ROWS)  # a JSONL dataset's size is unknown until read
+            try:
+                import pyarrow.parquet as pq
+
+                with open_read(item.path) as handle:
+                    known += pq.read_metadata(handle).num_rows
+            except Exception:  # noqa: BLE001 - an unreadable file fails in its read task, with its reason
+                known += 1
+        return max(self.batch_size, min(CALL_ROWS, -(-known // (2 * self.size))))
 
     def remote_args(self) -> dict:
         """Object storage's endpoint and credentials, as the driver has them, for every worker."""
