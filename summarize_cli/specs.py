@@ -237,8 +237,8 @@ class OutputSpec:
                 )
             if self.output_dir is not None:
                 raise UsageError("--output", "give either --output FILE or -o/--output-dir DIR")
-        if self.skip_existing and self.output_dir is None:
-            raise UsageError("--skip-existing", "needs -o/--output-dir")
+        if self.skip_existing and self.output_dir is None and self.output_file is None:
+            raise UsageError("--skip-existing", "needs -o/--output-dir or --output")
         if self.combine and self.output_dir is not None:
             raise UsageError(
                 "--combine", "makes one summary: redirect stdout (> combined.txt) or use --output FILE.jsonl"

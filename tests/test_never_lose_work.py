@@ -11,6 +11,7 @@ import time
 from pathlib import Path
 
 import pytest
+from conftest import FAST, run
 
 LAUNCHER = Path(__file__).parent / "slow_launcher.py"
 QUICK = ["--max-length", "8", "--min-length", "2", "--num-beams", "1", "-q"]
@@ -525,3 +526,31 @@ print("ok")
 """
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert (done.returncode, done.stdout) == (0, "ok\n"), done.stderr[-2000:]
+
+
+@pytest.mark.parametrize("kind", ["jsonl", "parquet"])
+def test_skip_existing_with_an_output_file_adds_only_what_is_missing(echo_model, tmp_path, monkeypatch, kind):
+    """--skip-existing with --output: the records already in the file stay, first and unchanged; only the
+    inputs it lacks are summarised and added after them."""
+    import pyarrow.parquet as pq
+
+    monkeypatch.chdir(tmp_path)
+    rows = [{"id": f"r{i}", "text": f"Row {i}: the harbour ferry returns on Monday."} for i in range(7)]
+    Path("rows.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows[:5]))
+    first = run(["rows.jsonl", "--output", f"out.{kind}", *FAST])
+    assert first.exit_code == 0, first.stderr
+    Path("rows.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    again = run(["rows.jsonl", "--output", f"out.{kind}", "--skip-existing", *FAST])
+    assert again.exit_code == 0, again.stderr
+    assert again.stderr == (
+        f"Wrote 2 summaries to out.{kind}.\nSkipped 5 inputs whose summaries exist (--skip-existing).\n"
+    )
+    if kind == "jsonl":
+        records = [json.loads(line) for line in Path("out.jsonl").read_text().splitlines()]
+    else:
+        records = pq.read_table("out.parquet").to_pylist()
+    assert [r["source"] for r in records] == [f"r{i}" for i in range(7)]
+    assert [r["summary"] for r in records] == [echo_model.summary(r["text"]) for r in rows]
+    done = run(["rows.jsonl", "--output", f"out.{kind}", "--skip-existing", *FAST])
+    assert done.exit_code == 0 and "Skipped 7 inputs" in done.stderr, done.stderr
+    assert len(pq.read_table("out.parquet") if kind == "parquet" else Path("out.jsonl").read_text().splitlines()) == 7

@@ -120,3 +120,33 @@ def test_ray_takes_an_optional_address_after_it(tmp_path, monkeypatch):
     assert ray_address_argument(["--ray", "news"]) == ["--ray", "news"]  # an input, not an address
     (tmp_path / "auto").write_text("a file named auto")
     assert ray_address_argument(["--ray", "auto"]) == ["--ray", "auto"]
+
+
+def test_ray_resumes_an_output_dataset_and_an_output_folder(env_model, local_ray, tmp_path, monkeypatch):
+    """--skip-existing at scale: rows whose record (--output) or file (-o) is there are left out by the
+    workers; the earlier records stay first and unchanged."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    monkeypatch.chdir(tmp_path)
+    rows = [{"id": f"r{i}", "text": f"Row {i}: the harbour ferry returns, the council said."} for i in range(9)]
+    pq.write_table(pa.Table.from_pylist(rows[:6]), "rows.parquet")
+    first = run(["rows.parquet", "--output", "out.parquet", "--ray", *FAST_RAY])
+    folder = run(["rows.parquet", "-o", "out", "--ray", *FAST_RAY])
+    assert first.exit_code == folder.exit_code == 0, first.stderr + folder.stderr
+    earlier = pq.read_table("out.parquet").to_pylist()
+    pq.write_table(pa.Table.from_pylist(rows), "rows.parquet")
+    again = run(["rows.parquet", "--output", "out.parquet", "--ray", "--skip-existing", *FAST_RAY])
+    assert again.exit_code == 0, again.stderr
+    assert (
+        again.stderr == "Wrote 3 summaries to out.parquet.\nSkipped 6 inputs whose summaries exist (--skip-existing).\n"
+    )
+    records = pq.read_table("out.parquet").to_pylist()
+    assert [r["source"] for r in records] == [f"r{i}" for i in range(9)]
+    assert [r["summary"] for r in records[:6]] == [r["summary"] for r in earlier]
+    resumed = run(["rows.parquet", "-o", "out", "--ray", "--skip-existing", *FAST_RAY])
+    assert resumed.exit_code == 0, resumed.stderr
+    assert resumed.stderr == "Wrote 3 summaries to out.\nSkipped 6 inputs whose summaries exist (--skip-existing).\n"
+    assert sorted(p.name for p in (tmp_path / "out" / "rows.parquet").iterdir()) == [
+        f"r{i}.summary.txt" for i in range(9)
+    ]

@@ -50,6 +50,7 @@ def run_job(job: Job, show: bool, verbose: bool) -> None:
         run=job.run,
         ray=job.ray if job.ray.enabled else None,
         already_done=found.already_done,
+        done_sources=found.done_sources,
         show=show,
         verbose=verbose,
     )
@@ -112,6 +113,7 @@ def summarize_all(
     already_done: int,
     show: bool,
     verbose: bool,
+    done_sources: frozenset[str] = frozenset(),
 ) -> None:
     """Summarise every input and exit with the run's status."""
     expected = expected_results(items, inputs.stdin_format)
@@ -128,7 +130,7 @@ def summarize_all(
     if expected == 1 and ray is None:  # a one-off: one replica with every core
         run = replace(run, model=replace(run.model, one_document=True))
     ray_data = ray is not None and readable and not output.extract and on_ray_data(items, output)
-    planned = (inputs, output) if ray_data else None
+    planned = (inputs, output, done_sources) if ray_data else None
     try:
         runner = start_runner(run, ray, show, planned) if readable and not output.extract else None
     except (KeyboardInterrupt, Terminated) as exc:  # during the model load: nothing done, all left
@@ -140,8 +142,8 @@ def summarize_all(
     several = not output.combine and (True if expected is None else len(items) > 1)
     try:
         documents = read_inputs(items, _stdin(), inputs) if planned is None else iter(())
-        if output.skip_existing and output.output_dir is not None:
-            documents = _without_existing(documents, output, report)
+        if output.skip_existing:
+            documents = _without_existing(documents, output, report, done_sources)
         if output.extract:  # the text itself: no model at all
             report.noun = ("text", "texts")
             results, run_info = worker.iterate(as_extracted(d) for d in documents if d is not IDLE), {}
@@ -207,14 +209,16 @@ def as_extracted(item: Document | Problem) -> Result | Problem:
     return Result(document=item, summary=item.text, input_tokens=0, chunks=0, seconds=0.0, warnings=item.warnings)
 
 
-def _without_existing(documents, output: OutputSpec, report: RunReport):
-    """--skip-existing for what is known only once read: dataset rows and stdin jsonl lines."""
+def _without_existing(documents, output: OutputSpec, report: RunReport, done: frozenset[str]):
+    """--skip-existing for what is known only once read (dataset rows, stdin jsonl lines): a summary
+    file under -o already there, or a record of that source already in the --output file."""
     from summarize_cli.outputs.sinks import output_path
 
     for document in documents:
-        if (
-            isinstance(document, Document)
-            and output_path(output.output_dir, document.relpath, output.fmt, output.extract).exists()
+        if isinstance(document, Document) and (
+            document.source in done
+            if output.output_dir is None
+            else output_path(output.output_dir, document.relpath, output.fmt, output.extract).exists()
         ):
             report.already_done += 1
             continue
@@ -225,7 +229,7 @@ def _sink(output: OutputSpec, run_info: dict, several: bool | None):
     from summarize_cli.outputs.sinks import DatasetSink, DirectorySink, StdoutSink
 
     if output.output_file is not None:
-        return DatasetSink(output.output_file, run_info, extract=output.extract)
+        return DatasetSink(output.output_file, run_info, extract=output.extract, keep=output.skip_existing)
     if output.output_dir is not None:
         return DirectorySink(output.output_dir, output.fmt, run_info, extract=output.extract, bullets=output.bullets)
     return StdoutSink(sys.stdout, output.fmt, run_info, several=several, extract=output.extract, bullets=output.bullets)

@@ -314,7 +314,9 @@ Workers = Annotated[
 SkipExisting = Annotated[
     bool,
     typer.Option(
-        "--skip-existing", help="With -o: skip inputs whose summary file exists (resume a run).", rich_help_panel=IO
+        "--skip-existing",
+        help="With -o or --output: skip inputs whose summary is already written (resume a run).",
+        rich_help_panel=IO,
     ),
 ]
 NoCache = Annotated[

@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import shutil
 import stat
 import tempfile
 from pathlib import Path
@@ -238,6 +239,22 @@ def write_atomic(path: Path, text: str) -> None:
             raise
 
 
+def existing_sources(path) -> frozenset[str]:
+    """The `source` of every record an earlier run wrote into the --output file (none if it is not
+    there): what --skip-existing leaves out. Parquet's column is read whole, without per-row Python."""
+    try:
+        if not path.exists():
+            return frozenset()
+        with open_read(path) as handle:
+            if path.suffix.lower() == ".parquet":
+                import pyarrow.parquet as pq
+
+                return frozenset(pq.read_table(handle, columns=["source"]).column("source").to_pylist())
+            return frozenset(json.loads(line)["source"] for line in handle if line.strip())
+    except (OSError, ValueError, KeyError) as exc:
+        raise OutputError(f"cannot read the earlier records in {path} for --skip-existing: {exc}") from None
+
+
 def parquet_row(row: dict) -> dict:
     """A record as a Parquet row: one column type in every row, empty or not, whatever the first rows
     hold (lists and tables as JSON text)."""
@@ -290,13 +307,16 @@ def write_part(folder: Path, name: str, records: list[dict], suffix: str) -> Non
             raise
 
 
-def join_parts(folder: Path, handle, suffix: str) -> int:
-    """Every part in `folder`, in name order (input order), into the open binary `handle`: JSONL parts
-    byte for byte, Parquet parts table by table (whole column chunks, no per-row work). The row count."""
+def join_parts(folder: Path, handle, suffix: str, first=None) -> int:
+    """Every part in `folder`, in name order (input order), into the open binary `handle`, after the file
+    `first` (an earlier run's records, kept by --skip-existing): JSONL byte for byte, Parquet table by
+    table (whole column chunks, no per-row work). The row count."""
     if isinstance(folder, RemotePath):
         parts = [p for p in folder.files() if p.name.endswith(suffix)] if folder.is_dir() else []
     else:
         parts = sorted(folder.glob(f"*{suffix}")) if folder.is_dir() else []
+    if first is not None and first.exists():
+        parts = [first, *parts]
     if suffix == ".jsonl":
         rows = 0
         for part in parts:
@@ -335,9 +355,10 @@ class PartsSink:
     results as they arrive and joins the parts into `path` when the run completes (with at least one
     record), as DatasetSink does for a local run; a stopped run leaves them joined in NAME.partial.EXT."""
 
-    def __init__(self, path: Path, parts: Path):
+    def __init__(self, path: Path, parts: Path, keep: bool = False):
         self.path = path
         self.parts = parts
+        self.keep = keep  # --skip-existing: the earlier records stay, first
         self.written = 0
         self._closed = False
 
@@ -349,14 +370,14 @@ class PartsSink:
             import io
 
             buffer = io.BytesIO()
-            rows = join_parts(self.parts, buffer, self.path.suffix.lower())
+            rows = join_parts(self.parts, buffer, self.path.suffix.lower(), self._first())
             if rows:
                 _put(target, buffer.getvalue())
             return rows
         fd, tmp = _temporary_beside(target)
         try:
             with os.fdopen(fd, "wb") as handle:
-                rows = join_parts(self.parts, handle, self.path.suffix.lower())
+                rows = join_parts(self.parts, handle, self.path.suffix.lower(), self._first())
                 handle.flush()
                 os.fsync(handle.fileno())
             if rows:
@@ -370,6 +391,9 @@ class PartsSink:
             if isinstance(exc, OSError):
                 raise OutputError(f"cannot write {target}: {exc.strerror or exc}") from None
             raise
+
+    def _first(self):
+        return self.path if self.keep else None
 
     def close(self) -> None:
         if self._closed:
@@ -444,7 +468,10 @@ class DatasetSink:
     """Writes every record into one `.jsonl` or `.parquet` file that replaces `path` only when the run
     completes with at least one record; an interrupted or failed run leaves `path` as it was."""
 
-    def __init__(self, path: Path, run_info: dict, rows_per_group: int = 1000, extract: bool = False):
+    def __init__(
+        self, path: Path, run_info: dict, rows_per_group: int = 1000, extract: bool = False, keep: bool = False
+    ):
+        """`keep` (--skip-existing): the earlier run's records stay, first, and this run's follow."""
         self.extract = extract
         if path.suffix.lower() not in (".jsonl", ".parquet"):
             raise OutputError(f"--output must end in .jsonl or .parquet: {path}")
@@ -458,6 +485,15 @@ class DatasetSink:
         fd, tmp = _temporary_beside(path)
         self._tmp = Path(tmp)
         self._handle = os.fdopen(fd, "wb")
+        self._earlier = None  # the earlier records (a Parquet table), written before the first new group
+        if keep and path.exists():
+            with open_read(path) as old:
+                if path.suffix.lower() == ".jsonl":
+                    self._write(lambda: shutil.copyfileobj(old, self._handle))
+                else:
+                    import pyarrow.parquet as pq
+
+                    self._earlier = pq.read_table(old)
 
     def write(self, result: Result) -> None:
         row = record_of(result, self.run_info, self.extract)
@@ -479,7 +515,12 @@ class DatasetSink:
 
         table = pa.Table.from_pylist(self._rows)
         if self._parquet is None:
-            self._parquet = pq.ParquetWriter(self._handle, table.schema)
+            schema = table.schema
+            if self._earlier is not None:
+                schema = pa.unify_schemas([self._earlier.schema, schema], promote_options="permissive")
+            self._parquet = pq.ParquetWriter(self._handle, schema)
+            if self._earlier is not None:
+                self._write(lambda: self._parquet.write_table(_conform(self._earlier, schema)))
         self._write(lambda: self._parquet.write_table(table.cast(self._parquet.schema)))
         self._rows = []
 

@@ -9,7 +9,7 @@ from pathlib import Path
 from summarize_cli.errors import SummarizeError, UsageError
 from summarize_cli.inputs.formats import DEFAULT_INCLUDE
 from summarize_cli.inputs.sources import InputFile, discover, is_dataset
-from summarize_cli.outputs.sinks import output_path
+from summarize_cli.outputs.sinks import existing_sources, output_path
 from summarize_cli.specs import InputSpec, OutputSpec
 from summarize_cli.storage import RemotePath
 
@@ -21,6 +21,7 @@ class Plan:
 
     items: list
     already_done: int = 0
+    done_sources: frozenset[str] = frozenset()  # --skip-existing with --output: what that file holds
 
 
 def plan(reading: InputSpec, writing: OutputSpec) -> Plan:
@@ -33,8 +34,13 @@ def plan(reading: InputSpec, writing: OutputSpec) -> Plan:
         raise SummarizeError(
             f"no files to summarise in {', '.join(reading.inputs)} (looked for {', '.join(include)}; see --include)"
         )
+    done: frozenset[str] = frozenset()
     if writing.output_file is not None:
         _check_output_file(items, writing.output_file)
+        if writing.skip_existing:
+            done = existing_sources(writing.output_file)
+            kept = [i for i in items if not (isinstance(i, InputFile) and not is_dataset(i) and i.display in done)]
+            return Plan(kept, len(items) - len(kept), done)
     existing = 0
     if writing.output_dir is not None:
         _check_outputs(items, writing)
