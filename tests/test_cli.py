@@ -4,6 +4,8 @@ a few runs end to end on the tiny model."""
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -334,9 +336,21 @@ def test_truncate_mode_warns_on_stderr(echo_model, samples):
     assert result.stderr == f"Warning: {path}: truncated from {tokens} to {limit} tokens (--long truncate)\n"
 
 
-def test_version():
-    result = run(["--version"])
-    assert result.exit_code == 0 and result.stdout.startswith("summarize-cli ")
+def test_version_is_the_real_entry_points_fast_path():
+    """`summarize --version` through the installed console script, as a user runs it: the exact line, and
+    answered before the CLI (typer, rich) or a model library is imported."""
+    from summarize_cli import __version__
+
+    script = Path(sys.executable).parent / "summarize"
+    assert script.is_file(), f"the console script is not installed next to {sys.executable}"
+    done = subprocess.run(
+        [sys.executable, "-X", "importtime", str(script), "--version"], capture_output=True, text=True, timeout=60
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout == f"summarize-cli {__version__}\n"
+    imported = {line.split("|")[-1].strip().split(".")[0] for line in done.stderr.splitlines() if "|" in line}
+    assert "summarize_cli" in imported
+    assert not imported & {"typer", "click", "rich", "torch", "transformers", "ctranslate2", "numpy"}
 
 
 def test_no_readable_input_reports_without_loading_a_model(tmp_path):
