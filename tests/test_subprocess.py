@@ -114,7 +114,10 @@ def test_signal_stops_promptly_and_keeps_finished_summaries(tiny_model, tmp_path
     assert "Traceback" not in err
     finished = [json.loads(line) for line in (first + rest).splitlines()]
     assert 1 <= len(finished) < 400
-    assert err.strip().splitlines()[-1] == f"{word}: {len(finished)} summarised."  # stdin: no count of what is left
+    # stdin: no count of what is left. The count may miss the record being written when the signal came
+    # (written, then counted: a known race, issue 22's notes), never more than that one.
+    reported = int(err.strip().splitlines()[-1].removeprefix(f"{word}: ").removesuffix(" summarised."))
+    assert reported in (len(finished) - 1, len(finished)), err
     assert [r["source"] for r in finished] == [f"d{i}" for i in range(len(finished))]
 
 
@@ -126,3 +129,40 @@ def test_help_does_not_import_torch_or_transformers():
     )
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert done.stdout.strip().splitlines()[-1] == "[]"
+
+
+@pytest.mark.parametrize("args", [["--version"], ["--help"], ["config"]])
+def test_a_closed_stdout_is_one_clear_line_and_exit_1(args):
+    """`summarize --version >&-` once ended in a traceback: Python gives a closed fd 1 as sys.stdout None."""
+    done = subprocess.run(
+        ["bash", "-c", '"$@" >&-', "bash", *command(*args)], capture_output=True, text=True, timeout=60
+    )
+    assert (done.returncode, done.stderr) == (1, "Error: cannot write to standard output: Bad file descriptor\n")
+
+
+def test_closed_streams_in_a_real_run(tiny_model, samples, tmp_path):
+    """A closed stderr keeps a success a success (it was exit 1); a closed stdout fails a run that prints
+    (one line, exit 1) but not one whose summaries go to files."""
+    article = str(samples / "harbour-ferry.txt")
+    env = env_for(tiny_model)
+
+    def shell(redirect: str, *args: str):
+        return subprocess.run(
+            ["bash", "-c", f'"$@" {redirect}', "bash", *command(*GENERATE, *args)],
+            capture_output=True,
+            text=True,
+            timeout=120,
+            env=env,
+        )
+
+    quiet = shell("2>&-", article, "-f", "jsonl")
+    assert quiet.returncode == 0
+    assert json.loads(quiet.stdout)["source"] == article
+    printed = shell(">&-", article)
+    assert printed.returncode == 1
+    assert printed.stderr.splitlines()[-1] == "Error: cannot write to standard output: Bad file descriptor"
+    assert "Traceback" not in printed.stderr
+    to_files = shell(">&-", article, "-o", str(tmp_path / "out"))
+    assert (to_files.returncode, to_files.stderr) == (0, f"Wrote 1 summary to {tmp_path / 'out'}.\n")
+    [written] = [p for p in (tmp_path / "out").rglob("*") if p.is_file()]
+    assert written.name == "harbour-ferry.txt.summary.txt" and written.read_text(encoding="utf-8").strip()
