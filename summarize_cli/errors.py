@@ -57,6 +57,21 @@ class OutputError(SummarizeError):
     """An output file or folder cannot be written."""
 
 
+PARQUET_EXTRA = "pip install 'summarize-cli[parquet]'"
+
+
+class MissingDependency(SummarizeError):
+    """An optional library a feature needs is not installed: one line naming the install command."""
+
+
+def need_pyarrow(what: str) -> None:
+    """Fail before anything is written when `what` (writing or reading Parquet) cannot work."""
+    try:
+        import pyarrow.parquet  # noqa: F401 - only whether it imports
+    except ImportError:
+        raise MissingDependency(f"{what} needs pyarrow: {PARQUET_EXTRA}") from None
+
+
 def stdout_failed(exc: Exception) -> OutputError:
     """Writing to stdout failed (a full device, a vanished mount): said the same way by every command."""
     return OutputError(f"cannot write to standard output: {getattr(exc, 'strerror', None) or exc}")

@@ -8,7 +8,7 @@ import re
 from dataclasses import dataclass, fields, replace
 from pathlib import Path
 
-from summarize_cli.errors import SettingsError, UsageError
+from summarize_cli.errors import SettingsError, UsageError, need_pyarrow
 
 LONG_MODES = ("chunk", "truncate")
 DEFAULT_MAX_INPUT_BYTES = 20_000_000
@@ -237,6 +237,8 @@ class OutputSpec:
                 )
             if self.output_dir is not None:
                 raise UsageError("--output", "give either --output FILE or -o/--output-dir DIR")
+            if self.output_file.suffix.lower() == ".parquet":
+                need_pyarrow("writing Parquet")  # before a temporary file or a model exists
         if self.skip_existing and self.output_dir is None and self.output_file is None:
             raise UsageError("--skip-existing", "needs -o/--output-dir or --output")
         if self.combine and self.output_dir is not None:

@@ -3,7 +3,8 @@
 `SLOW=generate`: the model `slow` (a fake engine on the tiny model's tokenizer) answers the first batch
 (`STALL_AFTER` batches) at once and then spends tens of seconds in hashlib's PBKDF2, a C loop that, like
 a real generate(), does not return to Python when a signal arrives. `SLOW=convert`: the CTranslate2
-conversion does the same before it starts.
+conversion does the same before it starts. `STALL_MARK=PATH`: the file is created as the stall begins, so a
+test waits on that condition rather than on a guessed sleep.
 Used by test_never_lose_work.py as `python tests/slow_launcher.py ARGS...`.
 """
 
@@ -16,6 +17,9 @@ from pathlib import Path
 
 
 def native_stall() -> None:
+    mark = os.environ.get("STALL_MARK")
+    if mark:
+        Path(mark).touch()
     hashlib.pbkdf2_hmac("sha256", b"password", b"salt", 50_000_000)  # tens of seconds, all in C
 
 

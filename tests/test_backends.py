@@ -250,3 +250,36 @@ def test_ctranslate2_threads_wait_passively_unless_the_user_says_otherwise(tiny_
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, env=env)
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip() == expected
+
+
+def test_two_conversions_at_once_convert_once_without_fcntl(tiny_model, tmp_path, monkeypatch):
+    """The conversion lock is filelock's, not fcntl.flock (which Windows lacks: the first conversion
+    crashed there): with fcntl unimportable, two loads at once still wait for one conversion."""
+    import threading
+
+    monkeypatch.setitem(sys.modules, "fcntl", None)  # `import fcntl` raises, as on Windows
+    monkeypatch.setenv("SUMMARIZE_CACHE_DIR", str(tmp_path))
+    real = ct2_backend._convert_into
+    conversions = []
+
+    def counted(*args, **kwargs):
+        conversions.append(threading.get_ident())
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(ct2_backend, "_convert_into", counted)
+    engines, errors = [], []
+
+    def load():
+        try:
+            engines.append(load_engine(str(tiny_model), backend="ctranslate2", device="cpu", compute_type="int8"))
+        except BaseException as exc:  # noqa: BLE001 - reported below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=load) for _ in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=120)
+    assert errors == [] and len(engines) == 2
+    assert len(conversions) == 1
+    assert [e.backend.name for e in engines] == ["ctranslate2", "ctranslate2"]

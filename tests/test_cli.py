@@ -4,6 +4,9 @@ a few runs end to end on the tiny model."""
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -334,9 +337,21 @@ def test_truncate_mode_warns_on_stderr(echo_model, samples):
     assert result.stderr == f"Warning: {path}: truncated from {tokens} to {limit} tokens (--long truncate)\n"
 
 
-def test_version():
-    result = run(["--version"])
-    assert result.exit_code == 0 and result.stdout.startswith("summarize-cli ")
+def test_version_is_the_real_entry_points_fast_path():
+    """`summarize --version` through the installed console script, as a user runs it: the exact line, and
+    answered before the CLI (typer, rich) or a model library is imported."""
+    from summarize_cli import __version__
+
+    script = Path(sys.executable).parent / "summarize"
+    assert script.is_file(), f"the console script is not installed next to {sys.executable}"
+    done = subprocess.run(
+        [sys.executable, "-X", "importtime", str(script), "--version"], capture_output=True, text=True, timeout=60
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout == f"summarize-cli {__version__}\n"
+    imported = {line.split("|")[-1].strip().split(".")[0] for line in done.stderr.splitlines() if "|" in line}
+    assert "summarize_cli" in imported
+    assert not imported & {"typer", "click", "rich", "torch", "transformers", "ctranslate2", "numpy"}
 
 
 def test_no_readable_input_reports_without_loading_a_model(tmp_path):
@@ -351,3 +366,24 @@ def test_folder_without_matching_files_is_one_clear_error(tmp_path):
     result = run([str(tmp_path), "-m", "no/such-model-anywhere"])
     assert result.exit_code == 1
     assert result.stderr.startswith("Error: no files to summarise in") and "--include" in result.stderr
+
+
+def test_typer_shell_completion_is_offered_and_completes_the_default_commands_options(tmp_path):
+    """`summarize --show-completion bash` prints the script `--install-completion` installs; the script's
+    callback completes summarize's own options (`summarize --mo<TAB>`) and eval's."""
+    script = Path(sys.executable).parent / "summarize"
+    shown = subprocess.run([str(script), "--show-completion", "bash"], capture_output=True, text=True, timeout=60)
+    assert shown.returncode == 0, shown.stderr
+    assert "complete -o default -F _summarize_completion summarize" in shown.stdout
+
+    def complete(words: str) -> list[str]:
+        env = {**os.environ, "_SUMMARIZE_COMPLETE": "complete_bash", "COMP_WORDS": words}
+        env["COMP_CWORD"] = str(len(words.split()) - 1)
+        done = subprocess.run([str(script)], capture_output=True, text=True, timeout=60, env=env, cwd=tmp_path)
+        assert done.returncode == 0, done.stderr
+        return done.stdout.split()
+
+    assert complete("summarize --mo") == ["--model", "--model-for"]
+    assert complete("summarize a.txt --num-b") == ["--num-beams"]
+    assert complete("summarize ev") == ["eval"]
+    assert complete("summarize eval d.jsonl --refer") == ["--reference-field"]

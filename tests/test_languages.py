@@ -60,9 +60,22 @@ def test_an_english_only_run_never_loads_the_chinese_model(env_model, tmp_path, 
 def test_language_declared_skips_detection(env_model, chinese_model, samples):
     text = (samples / "城市绿地.txt").read_text(encoding="utf-8")
     declared = run(["--language", "en", "--model-for", f"zh={chinese_model}", "-f", "jsonl", *QUICK], input=text)
+    assert declared.exit_code == 0, declared.stderr
     record = json.loads(declared.stdout)
     assert (record["language"], record["language_confidence"], record["model"]) == ("en", 1.0, str(env_model))
-    assert "--model-for zh=csebuetnlp/mT5_multilingual_XLSum" not in declared.stderr
+
+
+def test_the_unreadable_warning_names_the_declared_language_not_the_detected_one(chinese_model, samples):
+    """The Chinese-only model cannot read English, so the warning appears; its advice follows --language."""
+    english = (samples / "harbour-ferry.txt").read_text(encoding="utf-8")
+    detected = run(["-m", str(chinese_model), "-f", "jsonl", *QUICK], input=english)
+    assert detected.exit_code == 0, detected.stderr
+    assert json.loads(detected.stdout)["unknown_token_share"] > 0.1
+    assert "--model-for en=csebuetnlp/mT5_multilingual_XLSum" in detected.stderr
+    declared = run(["--language", "fr", "-m", str(chinese_model), "-f", "jsonl", *QUICK], input=english)
+    assert declared.exit_code == 0, declared.stderr
+    assert "language: --model-for fr=csebuetnlp/mT5_multilingual_XLSum, or " in declared.stderr
+    assert "--model-for en=" not in declared.stderr
 
 
 def test_an_unmapped_unreadable_language_names_the_option_to_add(env_model):

@@ -56,7 +56,12 @@ def slow_run_over_three_stories(tiny_model, tmp_path, *output: str) -> subproces
         (folder / f"s{i}.txt").write_text(f"Story {i}: the harbour ferry returns on Monday, the council said.")
     return subprocess.Popen(
         [sys.executable, str(LAUNCHER), str(folder), "-m", "slow", *output, "--batch-size", "1", *QUICK],
-        env=env_with(tiny_model, SLOW="generate", SUMMARIZE_CACHE_DIR=str(tmp_path / "cache")),
+        env=env_with(
+            tiny_model,
+            SLOW="generate",
+            STALL_MARK=str(tmp_path / "stalled"),
+            SUMMARIZE_CACHE_DIR=str(tmp_path / "cache"),
+        ),
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
@@ -71,7 +76,7 @@ def test_signal_during_a_native_generate_stops_at_once_and_keeps_finished_work(t
     proc = slow_run_over_three_stories(tiny_model, tmp_path, "-o", str(out))
     first = out / "news" / "s0.txt.summary.txt"
     wait_for(first.is_file, 60, proc)
-    time.sleep(0.5)  # the second batch is now inside the native call
+    wait_for((tmp_path / "stalled").exists, 60, proc)  # the second batch is now inside the native call
     returncode, took, stderr = stop_and_time(proc, sig)
     assert returncode == code, stderr
     assert took < 2.0, f"took {took:.1f} s to stop"
@@ -168,12 +173,18 @@ def test_output_file_is_replaced_only_by_a_completed_run(tiny_model, tmp_path, k
     bigger.write_text(rows(6, start=10))
     proc = subprocess.Popen(
         [sys.executable, str(LAUNCHER), "-m", "slow", str(bigger), "--output", str(out), "--batch-size", "1", *QUICK],
-        env=env_with(tiny_model, SLOW="generate", STALL_AFTER="2", SUMMARIZE_CACHE_DIR=str(tmp_path / "c2")),
+        env=env_with(
+            tiny_model,
+            SLOW="generate",
+            STALL_AFTER="2",
+            STALL_MARK=str(tmp_path / "stalled"),
+            SUMMARIZE_CACHE_DIR=str(tmp_path / "c2"),
+        ),
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
     )
-    time.sleep(4)  # two rows done, the third stuck in the native call
+    wait_for((tmp_path / "stalled").exists, 120, proc)  # two rows done, the third stuck in the native call
     returncode, _, stderr = stop_and_time(proc, signal.SIGTERM)
     assert returncode == 143, stderr
     assert out.read_bytes() == good  # the interrupted run left the good file alone
@@ -441,7 +452,7 @@ def test_ray_streams_stdin_jsonl_instead_of_reading_it_all_first(tiny_model, tmp
 def test_two_signals_in_a_row_still_end_cleanly(tiny_model, tmp_path):
     out = tmp_path / "all.parquet"
     proc = slow_run_over_three_stories(tiny_model, tmp_path, "--output", str(out))
-    time.sleep(4)  # one done, the second stuck in the native call
+    wait_for((tmp_path / "stalled").exists, 120, proc)  # one done, the second stuck in the native call
     proc.send_signal(signal.SIGINT)
     proc.send_signal(signal.SIGTERM)  # Ctrl-C, then the supervisor's TERM
     returncode, took, stderr = stop_and_time(proc, signal.SIGTERM)
@@ -454,13 +465,17 @@ def test_two_signals_in_a_row_still_end_cleanly(tiny_model, tmp_path):
 def test_a_signal_during_the_model_load_still_reports_the_counts(tiny_model, tmp_path, samples):
     proc = subprocess.Popen(
         [sys.executable, str(LAUNCHER), str(samples), "-m", str(tiny_model), *QUICK],
-        env=env_with(tiny_model, SLOW="convert", SUMMARIZE_CACHE_DIR=str(tmp_path / "cache")),
+        env=env_with(
+            tiny_model,
+            SLOW="convert",
+            STALL_MARK=str(tmp_path / "stalled"),
+            SUMMARIZE_CACHE_DIR=str(tmp_path / "cache"),
+        ),
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
     )
-    wait_for(lambda: (tmp_path / "cache" / "ctranslate2").is_dir(), 60, proc)
-    time.sleep(0.5)
+    wait_for((tmp_path / "stalled").exists, 60, proc)  # inside the conversion's native call
     returncode, took, stderr = stop_and_time(proc, signal.SIGTERM)
     assert returncode == 143 and took < 2.0
     assert stderr.strip().splitlines()[-1] == "Terminated: 0 summarised, 6 left."
@@ -498,8 +513,14 @@ def test_ray_takes_sigterm_like_a_local_run(tiny_model, tmp_path):
     first = proc.stdout.readline()  # the actors are up and summarising
     assert json.loads(first)["source"] == "d0"
     returncode, took, stderr = stop_and_time(proc, signal.SIGTERM)
+    records = [json.loads(line) for line in (first + proc.stdout.read()).splitlines()]
     assert returncode == 143, stderr
-    assert "Terminated: " in stderr and " summarised." in stderr
+    assert took < 10.0, f"took {took:.1f} s to stop"
+    assert [r["source"] for r in records] == [f"d{i}" for i in range(len(records))]
+    # stdin: nothing counted ahead. The count may miss the record being written when the signal came
+    # (written, then counted: a known race, see test_subprocess's signal test), never more than that one.
+    reported = int(stderr.strip().splitlines()[-1].removeprefix("Terminated: ").removesuffix(" summarised."))
+    assert reported in (len(records) - 1, len(records)), stderr
 
 
 def test_closing_the_cache_while_the_worker_stores_never_crashes(tmp_path):

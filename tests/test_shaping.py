@@ -201,3 +201,18 @@ def test_combine_of_one_document_is_its_own_summary(echo_model, samples):
     combined = json.loads(run([path, "--combine", "-f", "jsonl", *FAST]).stdout)
     assert (combined["source"], combined["sources"]) == ("combined", [path])
     assert combined["summary"] == alone["summary"]
+
+
+def test_long_text_the_tokenizer_cannot_read_is_never_passed_through_as_short(echo_model):
+    """7,800 characters of Chinese with no punctuation, in characters the tokenizer does not know, encode
+    to a couple of tokens (one unknown token for the whole run): passthrough looks at the text too, so it
+    is summarised, not kept whole as 'already shorter than a summary'."""
+    text = "".join(chr(0x3400 + (i * 7919) % 6000) for i in range(7800))  # CJK Extension A: unknown to it
+    encoded = echo_model.tokenizer.encode(text)
+    assert len(encoded.ids) < 30  # what made it look short
+    result = run(["-f", "jsonl", "-q", "--no-cache", "--language", "zh"], input=text)
+    assert result.exit_code == 0, result.stderr
+    record = json.loads(result.stdout)
+    assert (record["passthrough"], record["chunks"]) == (False, 1)
+    assert record["summary"] != text and len(record["summary"]) < 1000
+    assert "already shorter than a summary" not in result.stderr

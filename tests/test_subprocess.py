@@ -10,7 +10,7 @@ import sys
 import time
 
 import pytest
-from conftest import GENERATE
+from conftest import GENERATE, run
 
 
 def command(*args: str) -> list[str]:
@@ -21,11 +21,14 @@ def env_for(model) -> dict:
     return {**os.environ, "SUMMARIZE_MODEL": str(model), "HF_HUB_OFFLINE": "1", "PYTHONUNBUFFERED": "1"}
 
 
-def test_cat_file_into_summarize(tiny_model, samples):
+def test_cat_file_into_summarize(tiny_model, env_model, samples):
     shell = f"cat {samples / 'harbour-ferry.txt'} | {' '.join(command(*GENERATE))}"
     done = subprocess.run(shell, shell=True, capture_output=True, text=True, env=env_for(tiny_model), timeout=120)
     assert done.returncode == 0, done.stderr
-    assert len(done.stdout.splitlines()) == 1 and done.stdout.strip()
+    # exactly what the same run makes in process from the same text: one summary, nothing else on stdout
+    same = run([*GENERATE], input=(samples / "harbour-ferry.txt").read_text(encoding="utf-8"))
+    assert same.exit_code == 0, same.stderr
+    assert done.stdout == same.stdout and len(done.stdout.splitlines()) == 1
     assert done.stderr == ""  # no progress bar (not a terminal), no library warnings
 
 
@@ -109,9 +112,12 @@ def test_signal_stops_promptly_and_keeps_finished_summaries(tiny_model, tmp_path
     assert time.monotonic() - started < 10
     assert proc.returncode == code
     assert "Traceback" not in err
-    assert f"{word}:" in err and "summarised" in err
     finished = [json.loads(line) for line in (first + rest).splitlines()]
     assert 1 <= len(finished) < 400
+    # stdin: no count of what is left. The count may miss the record being written when the signal came
+    # (written, then counted: a known race, issue 22's notes), never more than that one.
+    reported = int(err.strip().splitlines()[-1].removeprefix(f"{word}: ").removesuffix(" summarised."))
+    assert reported in (len(finished) - 1, len(finished)), err
     assert [r["source"] for r in finished] == [f"d{i}" for i in range(len(finished))]
 
 
@@ -123,3 +129,40 @@ def test_help_does_not_import_torch_or_transformers():
     )
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert done.stdout.strip().splitlines()[-1] == "[]"
+
+
+@pytest.mark.parametrize("args", [["--version"], ["--help"], ["config"]])
+def test_a_closed_stdout_is_one_clear_line_and_exit_1(args):
+    """`summarize --version >&-` once ended in a traceback: Python gives a closed fd 1 as sys.stdout None."""
+    done = subprocess.run(
+        ["bash", "-c", '"$@" >&-', "bash", *command(*args)], capture_output=True, text=True, timeout=60
+    )
+    assert (done.returncode, done.stderr) == (1, "Error: cannot write to standard output: Bad file descriptor\n")
+
+
+def test_closed_streams_in_a_real_run(tiny_model, samples, tmp_path):
+    """A closed stderr keeps a success a success (it was exit 1); a closed stdout fails a run that prints
+    (one line, exit 1) but not one whose summaries go to files."""
+    article = str(samples / "harbour-ferry.txt")
+    env = env_for(tiny_model)
+
+    def shell(redirect: str, *args: str):
+        return subprocess.run(
+            ["bash", "-c", f'"$@" {redirect}', "bash", *command(*GENERATE, *args)],
+            capture_output=True,
+            text=True,
+            timeout=120,
+            env=env,
+        )
+
+    quiet = shell("2>&-", article, "-f", "jsonl")
+    assert quiet.returncode == 0
+    assert json.loads(quiet.stdout)["source"] == article
+    printed = shell(">&-", article)
+    assert printed.returncode == 1
+    assert printed.stderr.splitlines()[-1] == "Error: cannot write to standard output: Bad file descriptor"
+    assert "Traceback" not in printed.stderr
+    to_files = shell(">&-", article, "-o", str(tmp_path / "out"))
+    assert (to_files.returncode, to_files.stderr) == (0, f"Wrote 1 summary to {tmp_path / 'out'}.\n")
+    [written] = [p for p in (tmp_path / "out").rglob("*") if p.is_file()]
+    assert written.name == "harbour-ferry.txt.summary.txt" and written.read_text(encoding="utf-8").strip()

@@ -282,3 +282,17 @@ def test_a_jsonl_row_whose_url_fails_names_the_url(echo_model, site):
     result = run(["--stdin-format", "jsonl", *FAST], input=rows)
     assert result.exit_code == 1
     assert f"Failed u2: line 1: {site}/missing: HTTP 404 Not Found" in result.stderr
+
+
+def test_offline_means_no_model_download_and_still_fetches_the_urls_given(echo_model, site):
+    """--offline promises what it does: no model download (HF_HUB_OFFLINE=1); a URL named on the command
+    line is an input the user asked for and is fetched (its help once said "never touch the network")."""
+    import re
+
+    online = run([f"{site}/article.html", *FAST])
+    offline = run([f"{site}/article.html", "--offline", *FAST])
+    assert offline.exit_code == 0, offline.stderr
+    assert offline.stdout == online.stdout and offline.stdout.strip()
+    shown = " ".join(re.sub(r"[│╭╰─╮╯]", " ", run(["--help"]).stdout).split())
+    assert "--offline Never download a model (as HF_HUB_OFFLINE=1); URL inputs are still fetched." in shown
+    assert "never touch the network" not in shown.lower()

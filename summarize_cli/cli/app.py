@@ -18,7 +18,7 @@ from summarize_cli.errors import EXIT_SIGPIPE, stdout_failed
 CONTEXT = {"help_option_names": ["-h", "--help"]}
 app = typer.Typer(
     cls=DefaultGroup,
-    add_completion=False,
+    add_completion=True,
     no_args_is_help=False,
     context_settings=CONTEXT,
     rich_markup_mode="rich",

@@ -256,6 +256,8 @@ class DefaultGroup(TyperGroup):
         sys.exit(code if isinstance(code, int) else 0)
 
     def parse_args(self, ctx, args: list[str]) -> list[str]:
+        if args and args[0] in ("--install-completion", "--show-completion"):  # Typer's own, the group's
+            return super().parse_args(ctx, args)
         args = self._subcommand_first(args)
         if args and args[0] in self.commands and args[0] != self.default_command:
             return super().parse_args(ctx, args)
@@ -322,6 +324,21 @@ class DefaultGroup(TyperGroup):
                 )
             return [sub, *args[:i], *args[i + 1 :]]
         return args
+
+    def resolve_command(self, ctx, args):
+        """Shell completion resolves words itself: a word that is no subcommand's name is the default's."""
+        if ctx.resilient_parsing and args and args[0] not in self.commands:
+            return self.default_command, self.commands[self.default_command], args
+        return super().resolve_command(ctx, args)
+
+    def shell_complete(self, ctx, incomplete):
+        """`summarize --mo<TAB>`: the default command's options as well as the subcommands' names."""
+        found = super().shell_complete(ctx, incomplete)
+        if incomplete.startswith("-"):
+            command = self.commands[self.default_command]
+            sub = command.make_context(ctx.info_name, [], parent=ctx, resilient_parsing=True)
+            found += command.shell_complete(sub, incomplete)
+        return found
 
     def invoke(self, ctx):
         if ctx._protected_args:

@@ -113,7 +113,12 @@ Threads = Annotated[
     int | None, typer.Option(min=1, help="CPU threads (default: physical cores).", rich_help_panel=MODEL)
 ]
 Offline = Annotated[
-    bool, typer.Option("--offline", help="Never touch the network (same as HF_HUB_OFFLINE=1).", rich_help_panel=MODEL)
+    bool,
+    typer.Option(
+        "--offline",
+        help="Never download a model (as HF_HUB_OFFLINE=1); URL inputs are still fetched.",
+        rich_help_panel=MODEL,
+    ),
 ]
 BatchSize = Annotated[
     int | None,

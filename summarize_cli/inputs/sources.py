@@ -11,7 +11,7 @@ from pathlib import Path, PurePosixPath
 from typing import BinaryIO
 
 from summarize_cli.documents import IDLE, Document, Idle, Problem
-from summarize_cli.errors import InputError, SkippedInput, SummarizeError
+from summarize_cli.errors import PARQUET_EXTRA, InputError, SkippedInput, SummarizeError
 from summarize_cli.inputs.decoding import has_content
 from summarize_cli.inputs.fetch import DEFAULT_TIMEOUT, body_format, fetch, is_url, url_relpath
 from summarize_cli.inputs.formats import DEFAULT_INCLUDE, DEFAULT_SUFFIXES, MissingExtra, detect, extract, parser_notes
@@ -413,7 +413,7 @@ def parquet_rows(path: Path, text_column: str, id_column: str) -> Iterator[tuple
     try:
         import pyarrow.parquet as pq
     except ImportError:
-        raise InputError("reading Parquet needs pyarrow: pip install 'summarize-cli[ray]' (or pyarrow)") from None
+        raise InputError(f"reading Parquet needs pyarrow: {PARQUET_EXTRA}") from None
     try:
         reader = pq.ParquetFile(open_read(path))
     except Exception as exc:  # noqa: BLE001 - pyarrow's errors on a broken file

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import time
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
@@ -16,6 +17,23 @@ from summarize_cli.run.batcher import length_batches
 from summarize_cli.run.chunker import split_tokens
 from summarize_cli.sentences import trim_to_sentence
 from summarize_cli.specs import LONG_MODES
+
+# a word, or one Han/kana character (a word's worth of meaning in Chinese and Japanese text)
+_IDEOGRAPH = "\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff\U00020000-\U0003134f"
+_TEXT_UNIT = re.compile(f"[{_IDEOGRAPH}]|[^\\s{_IDEOGRAPH}]+")
+
+
+def text_units(text: str, limit: int) -> int:
+    """How long the text itself is, in words (each Han or kana character one), counting up to `limit`.
+
+    Token ids alone undercount text the tokenizer cannot read: 7,800 unknown Chinese characters are one
+    unknown token, and were once kept whole as "already shorter than a summary"."""
+    units = 0
+    for _ in _TEXT_UNIT.finditer(text):
+        units += 1
+        if units >= limit:
+            break
+    return units
 
 
 @dataclass
@@ -176,7 +194,8 @@ class Summarizer:
             warnings=list(document.warnings),
             unknown_share=self.tokenizer.unknown_share(encoded, document.text),
         )
-        if len(encoded.ids) < self.settings.min_length and not self.force:
+        minimum = self.settings.min_length
+        if len(encoded.ids) < minimum and text_units(document.text, minimum) < minimum and not self.force:
             work.result = Result(  # already shorter than its summary would be: never invent one
                 document=document,
                 summary=document.text.strip(),

@@ -152,14 +152,11 @@ class ConversionFailed(ModelLoadError):
 
 @contextlib.contextmanager
 def _locked(path: Path):
-    import fcntl
+    """filelock, not fcntl.flock: the same lock on Windows (huggingface_hub already depends on it)."""
+    from filelock import FileLock
 
-    with open(path, "a") as handle:
-        fcntl.flock(handle, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)
+    with FileLock(path, thread_local=False):
+        yield
 
 
 def _restore_removed_config_fields() -> None:
