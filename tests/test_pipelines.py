@@ -187,7 +187,7 @@ def test_a_corrupt_pdf_is_one_message_naming_the_file(env_model, tmp_path):
         (["--stdin-format", "jsonl", "a.txt"], "Invalid value for --stdin-format: applies to stdin"),
         (["-f", "json", "--output", "x.jsonl", "a.txt"], "Invalid value for -f/--format: --output writes jsonl"),
         (["--output", "res.txt", "a.txt"], "Invalid value for --output: must end in .jsonl or .parquet: res.txt"),
-        (["--skip-existing", "a.txt"], "Invalid value for --skip-existing: needs -o/--output-dir"),
+        (["--skip-existing", "a.txt"], "Invalid value for --skip-existing: needs -o/--output-dir or --output"),
     ],
 )
 def test_options_that_cannot_apply_are_usage_errors(tmp_path, monkeypatch, args, message):

@@ -115,7 +115,7 @@ def test_unwritable_output_folder_is_an_error(echo_model, tmp_path, samples):
 def test_skip_existing_needs_an_output_dir(echo_model, samples):
     result = run([str(samples), "--skip-existing", *FAST])
     assert result.exit_code == 2
-    assert usage_error(result) == "Invalid value for --skip-existing: needs -o/--output-dir"
+    assert usage_error(result) == "Invalid value for --skip-existing: needs -o/--output-dir or --output"
     assert result.stdout == ""
 
 

@@ -16,7 +16,7 @@ from summarize_cli.inputs.decoding import has_content
 from summarize_cli.inputs.fetch import DEFAULT_TIMEOUT, body_format, fetch, is_url, url_relpath
 from summarize_cli.inputs.formats import DEFAULT_INCLUDE, DEFAULT_SUFFIXES, MissingExtra, detect, extract, parser_notes
 from summarize_cli.specs import DEFAULT_MAX_INPUT_BYTES, InputSpec
-from summarize_cli.storage import RemotePath, is_remote, open_read
+from summarize_cli.storage import RemotePath, is_remote
 
 __all__ = ["DEFAULT_INCLUDE", "InputFile", "discover", "read_documents", "read_inputs"]
 STDIN = "-"
@@ -249,6 +249,11 @@ class _Walk:
                 yield Problem(str(child), "not a regular file (FIFO, socket or device), skipped", skipped=True)
 
 
+def _open(path: Path | RemotePath):
+    """A binary file object for a local path or an object on remote storage."""
+    return path.open_read() if isinstance(path, RemotePath) else open(path, "rb")  # noqa: SIM115
+
+
 def _key(path: Path) -> tuple[int, int]:
     info = path.stat()
     return info.st_dev, info.st_ino
@@ -317,7 +322,7 @@ def _read_one(item: InputFile, stdin: BinaryIO | None, limits: _Limits) -> Docum
                 raise InputError("stdin is not available")
             data = _read_bounded(stdin, limit)
         else:
-            with open_read(item.path) as handle:
+            with _open(item.path) as handle:
                 data = _read_bounded(handle, limit)
     except OSError as exc:
         raise InputError(exc.strerror or str(exc)) from None
@@ -387,7 +392,7 @@ def read_dataset(item: InputFile, max_input_bytes: int, text_column: str, id_col
     folder = item.relpath  # rows go under OUT/data.jsonl/ID.summary.*, beside OUT/other.txt.summary.*
     try:
         if item.path.suffix.lower() == ".jsonl":
-            with open_read(item.path) as stream:
+            with _open(item.path) as stream:
                 rows = read_jsonl(stream, max_input_bytes, item.display, text_column, id_column, limits=limits)
                 for doc in rows:
                     if isinstance(doc, Document):
@@ -415,7 +420,7 @@ def parquet_rows(path: Path, text_column: str, id_column: str) -> Iterator[tuple
     except ImportError:
         raise InputError(f"reading Parquet needs pyarrow: {PARQUET_EXTRA}") from None
     try:
-        reader = pq.ParquetFile(open_read(path))
+        reader = pq.ParquetFile(_open(path))
     except Exception as exc:  # noqa: BLE001 - pyarrow's errors on a broken file
         raise InputError(f"not a readable Parquet file ({exc})") from None
     names = reader.schema_arrow.names
