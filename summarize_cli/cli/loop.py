@@ -15,6 +15,7 @@ from summarize_cli.inputs.language import detect_languages
 from summarize_cli.inputs.sources import STDIN, InputFile, is_dataset, listed_inputs, read_inputs
 from summarize_cli.outputs.report import RunReport
 from summarize_cli.run.plan import plan
+from summarize_cli.signals import deferred
 from summarize_cli.specs import InputSpec, Job, OutputSpec, RaySpec, RunSpec
 
 
@@ -254,12 +255,14 @@ def _stream(results, sink, report: RunReport, show: bool) -> None:
                         say(report.problem(out))
                     else:
                         try:
-                            with aside.writing():
-                                sink.write(out)
+                            with deferred():  # written and counted as one: a signal waits for both
+                                with aside.writing():
+                                    sink.write(out)
+                                lines = report.result(out)
                         except DuplicateOutput as exc:
                             say(report.problem(Problem(out.source, str(exc))))
                         else:
-                            say(report.result(out))
+                            say(lines)
                     progress.advance(task)
             finally:
                 aside.close()  # before the display's last erase: a pending return would outlive it
