@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import sys
 
 import pytest
@@ -149,4 +150,27 @@ def test_ray_resumes_an_output_dataset_and_an_output_folder(env_model, local_ray
     assert resumed.stderr == "Wrote 3 summaries to out.\nSkipped 6 inputs whose summaries exist (--skip-existing).\n"
     assert sorted(p.name for p in (tmp_path / "out" / "rows.parquet").iterdir()) == [
         f"r{i}.summary.txt" for i in range(9)
+    ]
+
+
+@pytest.mark.parametrize("output", [["-o", "out"], ["--output", "out.jsonl"]])
+def test_ray_in_a_terminal_shows_one_display_and_leaves_only_the_report(tmp_path, output):
+    """With the progress display on (stderr a terminal), the workers write and the driver only counts:
+    one display, gone at the end, and nothing of Ray's on the screen."""
+    from conftest import LOOPBACK_ONLY
+    from test_terminal import Terminal
+
+    if not LOOPBACK_ONLY:
+        pytest.skip("Ray tests run only in a loopback-only network namespace")
+    folder = tmp_path / "news"
+    folder.mkdir()
+    for i in range(3):
+        (folder / f"s{i}.txt").write_text(f"Story {i}. The harbour ferry returns. The council said so on Monday.")
+    env = {**os.environ, "SUMMARIZE_CACHE_DIR": str(tmp_path / "cache")}
+    args = [sys.executable, "-m", "summarize_cli", "news", *output, "--ray", "--method", "extractive"]
+    term = Terminal(args, env, cols=100, cwd=tmp_path)
+    assert term.finish(180) == 0, "\n".join(term.lines())
+    assert term.lines() == [
+        "3 documents were already shorter than a summary and were kept as they are (--force summarises them).",
+        f"Wrote 3 summaries to {output[1]}.",
     ]

@@ -135,6 +135,26 @@ class DuplicateOutput(OutputError):
     """Two documents of one run map to the same output file."""
 
 
+class FileSink:
+    """What every sink that writes files (never the screen) says of itself; a stopped run has nothing
+    to undo unless a subclass says otherwise."""
+
+    written = 0
+
+    def close(self) -> None:
+        pass
+
+    def writes_to_terminal(self) -> bool:
+        return False
+
+    def writes_to_pipe(self) -> bool:
+        return False
+
+    def abandon(self):
+        """Each file was complete when written: nothing to undo."""
+        return None
+
+
 def duplicate_message(first: str, path: Path) -> str:
     return f"its summary would overwrite that of {first} ({path}); give each document its own id"
 
@@ -152,7 +172,7 @@ def write_result_file(path: Path, result: Result, fmt: str, run_info: dict, extr
     write_atomic(path, text)
 
 
-class DirectorySink:
+class DirectorySink(FileSink):
     """Writes one file per result under `out_dir`, mirroring the inputs, each written atomically."""
 
     def __init__(self, out_dir: Path, fmt: str, run_info: dict, extract: bool = False, bullets: bool = False):
@@ -175,18 +195,6 @@ class DirectorySink:
         self._claimed[path] = result.source
         write_result_file(path, result, self.fmt, self.run_info, self.extract, self.bullets)
         self.written += 1
-
-    def close(self) -> None:
-        pass
-
-    def writes_to_terminal(self) -> bool:
-        return False
-
-    def writes_to_pipe(self) -> bool:
-        return False
-
-    def abandon(self) -> None:
-        """Each file was complete when written: nothing to undo."""
 
 
 def _temporary_beside(path: Path) -> tuple[int, str]:
@@ -350,7 +358,7 @@ def _conform(table, schema):
     return pa.Table.from_arrays(columns, schema=schema)
 
 
-class PartsSink:
+class PartsSink(FileSink):
     """--output on Ray: the workers wrote each batch's records as part files in `parts`; this counts the
     results as they arrive and joins the parts into `path` when the run completes (with at least one
     record), as DatasetSink does for a local run; a stopped run leaves them joined in NAME.partial.EXT."""
@@ -408,9 +416,6 @@ class PartsSink:
     def _remove_parts(self) -> None:
         remove_folder(self.parts)
 
-    def writes_to_terminal(self) -> bool:
-        return False
-
     def abandon(self) -> Path | None:
         if self._closed:
             return None
@@ -444,7 +449,7 @@ def remove_folder(folder) -> None:
     shutil.rmtree(folder, ignore_errors=True)
 
 
-class WrittenSink:
+class WrittenSink(FileSink):
     """-o DIR on Ray: the workers wrote each result's file; this only counts what arrives."""
 
     def __init__(self, out_dir: Path):
@@ -454,17 +459,8 @@ class WrittenSink:
     def write(self, result: Result) -> None:
         self.written += 1
 
-    def close(self) -> None:
-        pass
 
-    def writes_to_terminal(self) -> bool:
-        return False
-
-    def abandon(self) -> None:
-        """Each file was complete when written: nothing to undo."""
-
-
-class DatasetSink:
+class DatasetSink(FileSink):
     """Writes every record into one `.jsonl` or `.parquet` file that replaces `path` only when the run
     completes with at least one record; an interrupted or failed run leaves `path` as it was."""
 
@@ -555,12 +551,6 @@ class DatasetSink:
             with contextlib.suppress(OSError):
                 self._tmp.unlink()
             raise OutputError(f"cannot write {self.path}: {exc.strerror or exc}") from None
-
-    def writes_to_terminal(self) -> bool:
-        return False
-
-    def writes_to_pipe(self) -> bool:
-        return False
 
     def abandon(self) -> Path | None:
         """The run stopped early: `path` stays as it was; the records made so far are kept beside it, in
