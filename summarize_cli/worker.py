@@ -62,42 +62,60 @@ def _unwrap(outcome: list):
 
 
 def iterate(items: Iterable[T], ahead: int = 64) -> Iterator[T]:
-    """The items of `items`, produced in a worker thread at most `ahead` in advance."""
-    handoff: queue.Queue = queue.Queue(maxsize=ahead)
-    stop = threading.Event()
+    """The items of `items`, produced in a worker thread at most `ahead` in advance, from the first next()."""
+    early = Ahead(items, ahead)
+    try:
+        yield from early
+    finally:
+        early.close()
 
-    def put(item) -> bool:
-        while not stop.is_set():
+
+class Ahead:
+    """The items of `items`, produced in a worker thread from now on, at most `ahead` in advance: inputs
+    are read (and their languages detected) while the model loads, instead of after it. close() lets the
+    producer end when the consumer stops early or never starts (a failed model load)."""
+
+    def __init__(self, items: Iterable[T], ahead: int = 64):
+        self._handoff: queue.Queue = queue.Queue(maxsize=ahead)
+        self._stop = threading.Event()
+        self._items = items
+        _start(self._produce)
+
+    def _put(self, item) -> bool:
+        while not self._stop.is_set():
             try:
-                handoff.put(item, timeout=_SLICE)
+                self._handoff.put(item, timeout=_SLICE)
                 return True
             except queue.Full:
                 continue
         return False
 
-    def produce() -> None:
+    def _produce(self) -> None:
         try:
-            for item in items:
-                if not put((True, item)):
+            for item in self._items:
+                if not self._put((True, item)):
                     return
-            put((True, _DONE))
+            self._put((True, _DONE))
         except BaseException as exc:  # noqa: BLE001 - handed to the main thread as it is
-            put((False, exc))
+            self._put((False, exc))
 
-    _start(produce)
-    try:
-        while True:
-            try:
-                ok, item = handoff.get(timeout=_SLICE)
-            except queue.Empty:
-                continue
-            if not ok:
-                raise item
-            if item is _DONE:
-                return
-            yield item
-    finally:
-        stop.set()  # a consumer that stops early (a signal, a closed pipe) lets the producer end
+    def __iter__(self) -> Iterator[T]:
+        try:
+            while True:
+                try:
+                    ok, item = self._handoff.get(timeout=_SLICE)
+                except queue.Empty:
+                    continue
+                if not ok:
+                    raise item
+                if item is _DONE:
+                    return
+                yield item
+        finally:
+            self.close()  # a consumer that stops early (a signal, a closed pipe) lets the producer end
+
+    def close(self) -> None:
+        self._stop.set()
 
 
 def _start(target: Callable[[], None], name: str = "summarize-worker") -> None:

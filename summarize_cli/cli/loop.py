@@ -129,19 +129,27 @@ def summarize_all(
         run = replace(run, model=replace(run.model, one_document=True))
     ray_data = ray is not None and readable and not output.extract and on_ray_data(items, output)
     planned = (inputs, output) if ray_data else None
+    early = None  # a local model run reads its inputs and detects their languages while the model loads
+    if ray is None and readable and not output.extract:
+        early = worker.Ahead(detect_languages(_readable(items, inputs, output, report), inputs.language))
     try:
         runner = start_runner(run, ray, show, planned) if readable and not output.extract else None
     except (KeyboardInterrupt, Terminated) as exc:  # during the model load: nothing done, all left
         lines, code = report.stopped(signal_exit(exc))
         say(lines)
         raise typer.Exit(code) from None
+    except BaseException:
+        if early is not None:
+            early.close()
+        raise
     sink = None
     # as `head` does, failures count; a dataset or jsonl stream is many records by nature
     several = not output.combine and (True if expected is None else len(items) > 1)
     try:
-        documents = read_inputs(items, _stdin(), inputs) if planned is None else iter(())
-        if output.skip_existing and output.output_dir is not None:
-            documents = _without_existing(documents, output, report)
+        if early is not None:
+            documents = early
+        else:
+            documents = _readable(items, inputs, output, report) if planned is None else iter(())
         if output.extract:  # the text itself: no model at all
             report.noun = ("text", "texts")
             results, run_info = worker.iterate(as_extracted(d) for d in documents if d is not IDLE), {}
@@ -159,7 +167,9 @@ def summarize_all(
 
                 results, sink = runner.summarize_planned(items, on_done=done), runner.sink(several)
             else:
-                results = runner.summarize(detect_languages(documents, inputs.language))
+                results = runner.summarize(
+                    documents if early is not None else detect_languages(documents, inputs.language)
+                )
             if output.combine:
                 results = combined(results, runner, report)
             results = worker.iterate(results)
@@ -168,6 +178,8 @@ def summarize_all(
         if runner is not None:
             say([f"Warning: {w}" for w in runner.late_warnings()])
     finally:
+        if early is not None:
+            early.close()
         if runner is not None:
             runner.close()
     lines, code = report.finish()
@@ -205,6 +217,14 @@ def as_extracted(item: Document | Problem) -> Result | Problem:
     if isinstance(item, Problem):
         return item
     return Result(document=item, summary=item.text, input_tokens=0, chunks=0, seconds=0.0, warnings=item.warnings)
+
+
+def _readable(items: list, inputs: InputSpec, output: OutputSpec, report: RunReport):
+    """The inputs' documents and problems, in order, less what --skip-existing finds already done."""
+    documents = read_inputs(items, _stdin(), inputs)
+    if output.skip_existing and output.output_dir is not None:
+        documents = _without_existing(documents, output, report)
+    return documents
 
 
 def _without_existing(documents, output: OutputSpec, report: RunReport):
