@@ -2,7 +2,7 @@
 """Speed of `summarize` against the naive one-generate()-per-document loop, as whole processes.
 
 usage: python benchmarks/bench.py [--docs 16] [--repeat 1] [--work DIR] [--skip-naive] [--skip-ray] [--flat N]
-                                  [--only-extractive]
+                                  [--only-extractive] [--only-ray] [--only-speed]
 
 Uses ../shared/bench/ (make_model.py builds a random-weight model of t5-small's exact shape, corpus.jsonl
 holds news-length documents, baseline.py is the naive loop). Every variant summarises the same documents
@@ -15,6 +15,10 @@ options, the engine floor (CTranslate2's translate_batch alone, everything loade
 engine can beat it on this machine), a flat-throughput run (--flat N documents in one process), and the
 extractive method (--method extractive: no model) on the same documents, beside the model's rows
 (--only-extractive measures that row alone, in seconds: the rest takes many minutes).
+
+--only-speed measures the rows of the whole-process-against-the-engine targets alone, interleaved: each
+repetition runs our process, then the engine floor (translate_batch alone, everything loaded), so a shared
+machine's load falls on both alike; medians of --repeat (at least 5) runs, with CPU time beside wall time.
 """
 
 from __future__ import annotations
@@ -37,6 +41,12 @@ OUT_TOKENS = 60
 
 def run_measured(cmd: list[str], stdin: Path | None = None, env: dict | None = None) -> tuple[float, float]:
     """Wall time and this child's own peak RSS (os.wait4 reports it per child)."""
+    wall, rss, _ = run_timed(cmd, stdin, env)
+    return wall, rss
+
+
+def run_timed(cmd: list[str], stdin: Path | None = None, env: dict | None = None) -> tuple[float, float, float]:
+    """Wall time, this child's own peak RSS and its CPU time (os.wait4 reports both per child)."""
     with open(stdin or os.devnull, "rb") as feed:
         started = time.perf_counter()
         proc = subprocess.Popen(cmd, stdin=feed, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=env)
@@ -46,7 +56,7 @@ def run_measured(cmd: list[str], stdin: Path | None = None, env: dict | None = N
     proc.returncode = os.waitstatus_to_exitcode(status)
     if proc.returncode != 0:
         sys.exit(f"failed ({proc.returncode}): {' '.join(cmd)}\n{err.decode(errors='replace')[-2000:]}")
-    return wall, usage.ru_maxrss / 1024
+    return wall, usage.ru_maxrss / 1024, usage.ru_utime + usage.ru_stime
 
 
 def median_run(cmd, repeat, stdin=None, env=None) -> tuple[float, float]:
@@ -64,6 +74,7 @@ def main() -> None:
     parser.add_argument("--flat", type=int, default=1000, help="documents in the flat-throughput run (0: none)")
     parser.add_argument("--only-extractive", action="store_true", help="measure the extractive row alone")
     parser.add_argument("--only-ray", action="store_true", help="measure the Ray rows alone")
+    parser.add_argument("--only-speed", action="store_true", help="measure the rows against the engine floor alone")
     args = parser.parse_args()
     if not SHARED.is_dir():
         sys.exit(f"needs {SHARED} (make_model.py, corpus.jsonl, baseline.py)")
@@ -92,6 +103,10 @@ def main() -> None:
     one = min(docs, key=lambda d: abs(len(d["text"].split()) - 650))
     article = args.work / "one-article.txt"
     article.write_text(one["text"], encoding="utf-8")
+    if args.only_speed:
+        _print_machine()
+        _print_table(_speed_rows(args, model, article, corpus, env), cpu=True)
+        return
 
     shutil.rmtree(args.work / "cache", ignore_errors=True)
     summarize = [sys.executable, "-m", "summarize_cli", "-m", str(model), "-q"]
@@ -158,27 +173,37 @@ def main() -> None:
         rows.append(("single process", name, f"{wall:.2f} s", "", "", f"{rss:.0f}"))
         print(rows[-1], file=sys.stderr)
 
-    one, many = _engine_floor(args.work / "cache", model, article, corpus)
+    floor = _engine_floor(args.work / "cache", model, article, corpus)
+    one, many = floor["truncate"], floor["batch"]
     floor_one = "translate_batch alone: the article, truncated, one replica"
     rows.append(("single process", floor_one, f"{one:.2f} s", "", "", ""))
+    floor_reduce = "translate_batch alone: the article's chunks as one batch, then the reduce pass"
+    rows.append(("single process", floor_reduce, f"{floor['map-reduce']:.2f} s", "", "", ""))
     base = naive_rate.get(4)
     ratio = f"{args.docs / many / base:.1f}x" if base else "n/a"
     name = f"translate_batch alone: {args.docs} docs, 4 beams, a replica per core"
     rows.append((f"{args.docs} docs, 4 beams", name, f"{many:.1f} s", f"{args.docs / many:.2f}", ratio, ""))
-    print(*rows[-2:], sep="\n", file=sys.stderr)
+    print(*rows[-3:], sep="\n", file=sys.stderr)
 
     if args.flat:
         rows.append(_flat_throughput(args, batch, env))
         print(rows[-1], file=sys.stderr)
 
-    print(f"Machine: {platform.machine()}, {os.cpu_count()} CPUs ({_cpu_name()}), Python {platform.python_version()}")
-    print(f"Versions: {_versions()}")
+    _print_machine()
     print(f"One-time CTranslate2 conversion of the model (int8): {conversion:.1f} s\n")
     _print_table(rows)
 
 
-def _print_table(rows: list[tuple]) -> None:
-    print("| workload | variant | wall time | docs/s | vs naive | peak RSS (MB) |")
+def _print_machine() -> None:
+    print(f"Machine: {platform.machine()}, {os.cpu_count()} CPUs ({_cpu_name()}), Python {platform.python_version()}")
+    print(f"Versions: {_versions()}")
+
+
+def _print_table(rows: list[tuple], cpu: bool = False) -> None:
+    if cpu:
+        print("| workload | variant | wall time (median) | CPU time | against the floor | peak RSS (MB) |")
+    else:
+        print("| workload | variant | wall time | docs/s | vs naive | peak RSS (MB) |")
     print("| --- | --- | --- | --- | --- | --- |")
     for row in rows:
         print("| " + " | ".join(row) + " |")
@@ -317,6 +342,75 @@ def _flat_throughput(args, batch: list[str], env: dict) -> tuple:
     )
 
 
+def _speed_rows(args, model: Path, article: Path, corpus: Path, env: dict) -> list[tuple]:
+    """Our whole processes against the engine floor, interleaved repetition by repetition: the batch (16
+    documents, 4 beams, truncated), the one-off truncated and map-reduced (its chunks as one batch, then the
+    reduce pass), then --version and --help beside their bare floors. Medians; CPU time is the child's."""
+    summarize = [sys.executable, "-m", "summarize_cli", "-m", str(model), "-q", "--no-cache"]
+    forced = ["--min-length", str(OUT_TOKENS), "--max-length", str(OUT_TOKENS)]
+    batch = [*summarize, *forced, "--long", "truncate", "--stdin-format", "jsonl", "-f", "jsonl", "--num-beams", "4"]
+    one_off = [*summarize, str(article), *forced]
+    run_measured([*summarize, str(article), "--max-length", "5"], env=env)  # converted once, if not yet
+    ours: dict[str, list[tuple[float, float, float]]] = {"batch": [], "truncate": [], "map-reduce": []}
+    floor: dict[str, list[float]] = {"batch": [], "truncate": [], "map-reduce": []}
+    for _ in range(max(args.repeat, 5)):
+        ours["batch"].append(run_timed(batch, corpus, env))
+        ours["truncate"].append(run_timed([*one_off, "--long", "truncate"], None, env))
+        ours["map-reduce"].append(run_timed(one_off, None, env))
+        seconds = _engine_floor(env["SUMMARIZE_CACHE_DIR"], model, article, corpus)
+        for name in floor:
+            floor[name].append(seconds[name])
+        print(
+            {k: round(v[-1][0], 2) for k, v in ours.items()},
+            {k: round(v[-1], 2) for k, v in floor.items()},
+            file=sys.stderr,
+        )
+    rows = []
+    labels = {
+        "batch": (f"{args.docs} docs, 4 beams", f"summarize, {args.docs} docs, truncated"),
+        "truncate": ("one-off, 650 words", "summarize --long truncate"),
+        "map-reduce": ("one-off, 650 words", "summarize (map-reduce, the default)"),
+    }
+    for name, (workload, variant) in labels.items():
+        wall = statistics.median(r[0] for r in ours[name])
+        cpu = statistics.median(r[2] for r in ours[name])
+        rss = max(r[1] for r in ours[name])
+        base = statistics.median(floor[name])
+        against = f"{base / wall:.0%} of its speed" if name == "batch" else f"{wall - base:+.2f} s"
+        rows.append((workload, variant, f"{wall:.2f} s", f"{cpu:.2f} s", against, f"{rss:.0f}"))
+        what = "a replica per core" if name == "batch" else "one replica, every core"
+        rows.append((workload, f"translate_batch alone ({name}, {what})", f"{base:.2f} s", "", "", ""))
+    entry = str(Path(sys.executable).with_name("summarize"))
+    bare_typer = args.work / "bare_typer.py"
+    bare_typer.write_text(_bare_typer_app(_option_count()), encoding="utf-8")
+    pairs = (
+        (
+            "summarize --version",
+            [entry, "--version"],
+            "python -c pass (bare interpreter)",
+            [sys.executable, "-c", "pass"],
+        ),
+        (
+            "summarize --help",
+            [entry, "--help"],
+            "bare Typer app, as many options, --help",
+            [sys.executable, str(bare_typer), "--help"],
+        ),
+    )
+    for name, cmd, bare_name, bare in pairs:
+        runs = {name: [], bare_name: []}
+        for _ in range(max(args.repeat, 5)):
+            runs[name].append(run_timed(cmd, None, env))
+            runs[bare_name].append(run_timed(bare, None, env))
+        for label, measured in runs.items():
+            wall = statistics.median(r[0] for r in measured)
+            cpu = statistics.median(r[2] for r in measured)
+            rows.append(
+                ("single process", label, f"{wall:.2f} s", f"{cpu:.2f} s", "", f"{max(r[1] for r in measured):.0f}")
+            )
+    return rows
+
+
 _FLOOR = """
 import json, sys, time
 import ctranslate2
@@ -338,19 +432,39 @@ for _ in range(3):
     started = time.perf_counter()
     one.translate_batch(first, **options)
     times.append(time.perf_counter() - started)
+# the map-reduce one-off as the pipeline makes it: its chunks as one batch, then the reduce pass
+from summarize_cli.inputs.language import Detector
+from summarize_cli.run.chunker import split_tokens
+text = open(article, encoding="utf-8").read()
+budget = tok.model_max_length - tok.special_count - len(prefix)
+encoded = tok.encode(text)
+chunks = [[tok.id_to_token(i) for i in tok.wrap(prefix, encoded.ids[a:b])]
+          for a, b in split_tokens(encoded, text, budget, Detector.detect(text).language)]
+def ids(result):
+    return [tok.token_to_id(t) for t in result.hypotheses[0] if t != "</s>"]
+reduce_times = []
+for _ in range(3):
+    started = time.perf_counter()
+    mapped = one.translate_batch(chunks, **options)
+    spent = time.perf_counter() - started
+    joined = tok.encode(" ".join(tok.decode(ids(r)) for r in mapped)).ids[:budget]
+    started = time.perf_counter()
+    one.translate_batch([[tok.id_to_token(i) for i in tok.wrap(prefix, joined)]], **options)
+    reduce_times.append(spent + time.perf_counter() - started)
 del one
 many = ctranslate2.Translator(folder, device="cpu", compute_type="int8", intra_threads=1, inter_threads=cores)
 docs = [source(json.loads(line)["text"]) for line in open(corpus, encoding="utf-8")]
 started = time.perf_counter()
 many.translate_batch(docs, max_batch_size=4, **options)
-print(json.dumps({"one": sorted(times)[1], "batch": time.perf_counter() - started}))
+batch = time.perf_counter() - started
+print(json.dumps({"truncate": sorted(times)[1], "map-reduce": sorted(reduce_times)[1], "batch": batch}))
 """
 
 
-def _engine_floor(cache: Path, model: Path, article: Path, corpus: Path) -> tuple[float, float]:
+def _engine_floor(cache: Path | str, model: Path, article: Path, corpus: Path) -> dict[str, float]:
     """CTranslate2's translate_batch alone, in a process that has already loaded everything: what no
     change above the engine can beat on this machine (4 beams, the model's own settings)."""
-    [folder] = [p for p in (cache / "ctranslate2").glob("*-int8") if p.is_dir()]
+    [folder] = [p for p in (Path(cache) / "ctranslate2").glob("*-int8") if p.is_dir()]
     from summarize_cli.model.backends import physical_cores
 
     cores = str(physical_cores())
@@ -360,8 +474,7 @@ def _engine_floor(cache: Path, model: Path, article: Path, corpus: Path) -> tupl
         capture_output=True,
         text=True,
     )
-    seconds = json.loads(out.stdout)
-    return seconds["one"], seconds["batch"]
+    return json.loads(out.stdout)
 
 
 def _tail_rate(stamps: list[float], last: int) -> float:
