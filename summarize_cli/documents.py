@@ -48,6 +48,8 @@ class Result:
     sources: list[str] | None = None  # --combine: the inputs this one summary was made from
     cached: bool = False
     run_info: dict | None = None
+    sent_tokens: int = 0  # --long truncate: the tokens the model was given (0: all input_tokens); an int
+    # in every row, so Ray Data's blocks keep one schema
 
     @property
     def source(self) -> str:

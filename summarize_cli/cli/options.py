@@ -88,7 +88,7 @@ Language = Annotated[
     str | None,
     typer.Option(
         "--language",
-        help="Every input's language (ISO 639-1), instead of detecting it per document.",
+        help="Every input's language (ISO 639-1), instead of detecting it (default: detected per document).",
         metavar="LANG",
         rich_help_panel=MODEL,
     ),
@@ -137,11 +137,18 @@ Long = Annotated[
 ]
 NumBeams = Annotated[int | None, typer.Option(help="Beam search width.", rich_help_panel=GEN)]
 DoSample = Annotated[
-    bool | None, typer.Option("--do-sample/--no-sample", help="Sample instead of searching.", rich_help_panel=GEN)
+    bool | None,
+    typer.Option("--do-sample/--no-sample", help="Sample instead of searching (default: off).", rich_help_panel=GEN),
 ]
-Temperature = Annotated[float | None, typer.Option(help="Sampling temperature (> 0).", rich_help_panel=GEN)]
-TopP = Annotated[float | None, typer.Option(help="Nucleus sampling mass, in (0, 1].", rich_help_panel=GEN)]
-TopK = Annotated[int | None, typer.Option(help="Sample from the k likeliest tokens (0: off).", rich_help_panel=GEN)]
+Temperature = Annotated[
+    float | None, typer.Option(help="Sampling temperature (> 0; default: 1.0).", rich_help_panel=GEN)
+]
+TopP = Annotated[
+    float | None, typer.Option(help="Nucleus sampling mass, in (0, 1] (default: 1.0).", rich_help_panel=GEN)
+]
+TopK = Annotated[
+    int | None, typer.Option(help="Sample from the k likeliest tokens (0: off; default: 50).", rich_help_panel=GEN)
+]
 MinLength = Annotated[int | None, typer.Option(help="Shortest summary, in tokens.", rich_help_panel=GEN)]
 MaxLength = Annotated[int | None, typer.Option(help="Longest summary, in tokens.", rich_help_panel=GEN)]
 LengthPenalty = Annotated[
@@ -156,7 +163,7 @@ Length = Annotated[
     typer.Option(
         "--length",
         help="Named summary length: short (half the model's own), medium (the model's own), long (twice); "
-        "--min-length/--max-length override its bounds.",
+        "--min-length/--max-length override its bounds (default: medium).",
         rich_help_panel=GEN,
     ),
 ]

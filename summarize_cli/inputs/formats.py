@@ -31,7 +31,9 @@ class MissingExtra(SkippedInput):
     """A parser library is not installed."""
 
 
-PARSER_LOGGERS = ("pypdf", "docx", "trafilatura", "htmldate", "courlan", "readability")
+PARSER_LOGGERS = ("pypdf", "docx")  # what they log says what is wrong with the file: kept with its name
+# the HTML extractor's loggers narrate its own steps ("discarding data: None"): dropped, never shown
+EXTRACTOR_LOGGERS = ("trafilatura", "htmldate", "courlan", "readability", "justext")
 
 
 @contextlib.contextmanager
@@ -48,10 +50,11 @@ def parser_notes():
 
     handler = Collect(logging.WARNING)
     saved = []
-    for name in PARSER_LOGGERS:
+    for name in PARSER_LOGGERS + EXTRACTOR_LOGGERS:
         logger = logging.getLogger(name)
         saved.append((logger, logger.propagate))
-        logger.addHandler(handler)
+        if name in PARSER_LOGGERS:
+            logger.addHandler(handler)
         logger.propagate = False
     try:
         yield notes

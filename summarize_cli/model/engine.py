@@ -9,7 +9,7 @@ from pathlib import Path
 
 from summarize_cli.errors import ModelLoadError, SettingsError
 from summarize_cli.model.backends import Backend
-from summarize_cli.model.source import ModelSource, resolve_model
+from summarize_cli.model.source import ModelSource, check_weights, resolve_model
 from summarize_cli.model.tokenizer import TextTokenizer
 
 BACKENDS = ("auto", "torch", "ctranslate2")
@@ -97,6 +97,7 @@ def load_engine(
             backend=backend, device=device, dtype=dtype, compute_type=compute_type, offline=offline, threads=threads
         )
     source = resolve_model(model, offline, on_status)
+    check_weights(source.path)  # a damaged file is the file's fault: never a backend fallback or a marker
     chosen = choose_backend(backend, source, device)
     notes = []
     if chosen == "ctranslate2":

@@ -115,6 +115,36 @@ def _from_hub(name: str, offline: bool, on_status) -> ModelSource:
     return ModelSource(name, path, path.name)
 
 
+def check_weights(folder: Path) -> None:
+    """Refuse a truncated or corrupt safetensors file (an interrupted copy or download) in one line naming
+    it, before a backend reads it: the converter would take it for a model CTranslate2 cannot handle, and the
+    torch loader fails with an unexplained error. Only the header is read: a few kilobytes per file."""
+    for path in sorted(folder.glob("*.safetensors")):
+        problem = _safetensors_problem(path)
+        if problem is not None:
+            raise ModelLoadError(f"{path} is corrupt or incomplete ({problem}); copy or download the model again")
+
+
+def _safetensors_problem(path: Path) -> str | None:
+    """What is wrong with a safetensors file's framing (8-byte header length, JSON header, data the offsets
+    cover), or None."""
+    size = path.stat().st_size
+    with open(path, "rb") as handle:
+        head = handle.read(8)
+        if len(head) < 8:
+            return f"{size} bytes, too short for a header"
+        length = int.from_bytes(head, "little")
+        if length > size - 8:
+            return f"{size} bytes where its header alone claims {length + 8}"
+        try:
+            header = json.loads(handle.read(length))
+            ends = [t["data_offsets"][1] for name, t in header.items() if name != "__metadata__"]
+        except (ValueError, UnicodeDecodeError, TypeError, KeyError, IndexError, AttributeError):
+            return "its header is not a valid safetensors header"
+    needed = 8 + length + max(ends, default=0)
+    return f"{size} bytes where its header needs {needed}" if size < needed else None
+
+
 def _has_weights(folder: Path) -> bool:
     return any(folder.glob("*.safetensors")) or (folder / "pytorch_model.bin").exists()
 

@@ -54,8 +54,10 @@ class RunReport:
             lines.append(f"Warning: {result.source}: {warning}")
         if self.verbose and self.noun[0] == "summary":
             how = "from the cache" if result.cached else f"in {result.seconds:.2f} s"
+            sent = result.sent_tokens or result.input_tokens
+            whole = f" (of {result.input_tokens})" if sent != result.input_tokens else ""
             lines.append(
-                f"{result.source}: {count(result.input_tokens, 'token')} to the model, "
+                f"{result.source}: {count(sent, 'token')} to the model{whole}, "
                 f"{count(result.chunks, 'chunk')}{', truncated' if result.truncated else ''}, {how}"
             )
         return lines
@@ -125,7 +127,7 @@ class RunReport:
             lines.extend(f"  {problem.source}: {problem.reason}" for problem in self.failures)
             return lines, EXIT_FAILED
         if self.done == 0 and not self.already_done:
-            lines.append("Nothing was summarised.")
+            lines.append("Nothing was summarised." if self.noun[0] == "summary" else "Nothing was extracted.")
             return lines, EXIT_FAILED
         return lines, EXIT_OK
 

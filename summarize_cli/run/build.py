@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from summarize_cli.documents import Document, Problem, Result
 from summarize_cli.specs import EXTRACTIVE, RunSpec
@@ -168,7 +168,11 @@ def _build_one(spec: RunSpec, on_status: Callable[[str], None]) -> ReadyRun:
     settings = resolve(engine.source.path, overrides, spec.generation.length)
     limit = output_limit(engine.source.config, engine.tokenizer.model_max_length)
     settings = check_bounds(settings, overrides, limit, engine.source.name)
-    warnings = list(engine.backend.notes) + list(engine.backend.check(settings))
+    # sampling searches one beam: a beam count the user never gave (the model's own) is nothing to warn of
+    asked = settings
+    if settings.do_sample and overrides.get("num_beams") is None:
+        asked = replace(settings, num_beams=1)
+    warnings = list(engine.backend.notes) + list(engine.backend.check(asked))
     summarizer = Summarizer(
         engine.backend,
         engine.tokenizer,

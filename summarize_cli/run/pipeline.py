@@ -53,6 +53,7 @@ class _Work:
     result: Result | None = None  # set when the summary is done
     sections: list[str] = field(default_factory=list)  # the map step's summaries, when there were chunks
     trimmed: bool = False
+    sent_tokens: int = 0  # --long truncate: the budget the text was cut to
 
     def start_round(self, pieces: list[list[int]]) -> None:
         self.pieces = pieces
@@ -210,7 +211,7 @@ class Summarizer:
         if len(encoded.ids) <= self.budget:
             work.start_round([encoded.ids])
         elif self.long_mode == "truncate":
-            work.truncated = True
+            work.truncated, work.sent_tokens = True, self.budget
             work.warnings.append(f"truncated from {len(encoded.ids)} to {self.budget} tokens (--long truncate)")
             work.start_round([encoded.ids[: self.budget]])
         else:
@@ -260,4 +261,5 @@ class Summarizer:
             unknown_share=round(work.unknown_share, 4),
             trimmed=work.trimmed,
             sections=work.sections,
+            sent_tokens=work.sent_tokens,
         )

@@ -31,8 +31,16 @@ def plan(reading: InputSpec, writing: OutputSpec) -> Plan:
     items = list(discover(reading.inputs, reading.include, reading.exclude, skip=skip))
     if not items:
         include = reading.include or DEFAULT_INCLUDE
+        covering = [str(p) for p in skip if _covers(p, reading.inputs)]
+        why = (
+            f"; the output folder {', '.join(covering)} is never read (summaries are written there): "
+            "give -o a folder apart from the inputs"
+            if covering
+            else ""
+        )
         raise SummarizeError(
             f"no files to summarise in {', '.join(reading.inputs)} (looked for {', '.join(include)}; see --include)"
+            + why
         )
     done: frozenset[str] = frozenset()
     if writing.output_file is not None:
@@ -47,6 +55,20 @@ def plan(reading: InputSpec, writing: OutputSpec) -> Plan:
         if writing.skip_existing:
             items, existing = _without_existing(items, writing)
     return Plan(items, existing)
+
+
+def _covers(output: Path, inputs: tuple[str, ...]) -> bool:
+    """Whether a local output folder is an input folder, or inside or above one: files it may hide."""
+    if isinstance(output, RemotePath):
+        return False
+    out = os.path.abspath(output)
+    for name in inputs:
+        if "://" in name or not os.path.isdir(name):
+            continue
+        folder = os.path.abspath(name)
+        if out == folder or folder.startswith(out.rstrip(os.sep) + os.sep) or out.startswith(folder + os.sep):
+            return True
+    return False
 
 
 def _check_outputs(items, writing) -> None:

@@ -139,6 +139,10 @@ def _convert_into(source: ModelSource, compute_type: str, output: Path) -> None:
     except OSError:
         raise
     except Exception as exc:  # noqa: BLE001 - the converter fails in many ways on models it cannot handle
+        if type(exc).__name__ == "SafetensorError":  # the file is damaged, not the model unconvertible
+            raise ModelLoadError(
+                f"cannot read the weights of '{source.name}': {exc} (copy or download the model again)"
+            ) from None
         message = f"CTranslate2 cannot convert '{source.name}': {type(exc).__name__}: {exc}"
         raise ConversionFailed(message) from None
     (output / _DONE).write_text(

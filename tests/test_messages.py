@@ -1,0 +1,76 @@
+"""Messages that say what happened: each names what the user did, not what the tool assumed."""
+
+from __future__ import annotations
+
+import re
+
+from conftest import SAMPLES, run
+
+from summarize_cli.inputs.formats import DEFAULT_INCLUDE
+
+ARTICLE = "The council met on Tuesday. It voted to build a park. Residents welcomed the plan. Work starts soon.\n"
+
+
+def test_do_sample_warns_only_about_num_beams_the_user_gave(env_model, tmp_path, monkeypatch):
+    """t5's own config asks for 4 beams; --do-sample alone must not warn about a --num-beams never typed."""
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "a.txt").write_text(ARTICLE, encoding="utf-8")
+    alone = run(["-q", "--backend", "ctranslate2", "--do-sample", "--seed", "1", "a.txt"])
+    assert alone.exit_code == 0, alone.stderr
+    assert "--num-beams" not in alone.stderr
+    given = run(["-q", "--backend", "ctranslate2", "--do-sample", "--num-beams", "3", "--seed", "1", "a.txt"])
+    assert given.exit_code == 0, given.stderr
+    assert given.stderr.splitlines()[0] == (
+        "Warning: the ctranslate2 backend samples with one beam; --num-beams 3 is not used with --do-sample "
+        "(use --backend torch for beam sampling)"
+    )
+
+
+def test_an_html_skip_says_why_without_the_extractors_own_log(echo_model, tmp_path, monkeypatch):
+    """trafilatura logs "discarding data: None" for a page with no article: its step, not the user's news."""
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "e.html").write_text("<html><head><script>var a = 1;</script></head><body></body></html>")
+    result = run(["-q", "e.html"])
+    assert result.exit_code == 1
+    assert result.stderr.splitlines() == [
+        "Skipped e.html: no article text found in the HTML",
+        "Nothing was summarised.",
+    ]
+
+
+def test_an_output_folder_over_the_inputs_is_named_as_left_out(echo_model, tmp_path, monkeypatch):
+    """`-o . .`: every file is under the output folder, which is never read; "no files" alone misleads."""
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "a.txt").write_text(ARTICLE, encoding="utf-8")
+    result = run(["-q", "-o", ".", "."])
+    assert result.exit_code == 1
+    assert result.stderr.splitlines() == [
+        f"Error: no files to summarise in . (looked for {', '.join(DEFAULT_INCLUDE)}; see --include); "
+        "the output folder . is never read (summaries are written there): give -o a folder apart from the inputs"
+    ]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a.txt"]
+
+
+def test_extract_that_finds_nothing_says_nothing_was_extracted(tmp_path, monkeypatch):
+    """--extract summarises nothing by design: its closing line is about texts."""
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "empty.txt").write_text("  \n", encoding="utf-8")
+    result = run(["--extract", "empty.txt"])
+    assert result.exit_code == 1
+    assert result.stderr.splitlines() == [
+        "Skipped empty.txt: empty (only whitespace or control characters)",
+        "Nothing was extracted.",
+    ]
+
+
+def test_verbose_truncate_reports_the_tokens_that_went_to_the_model(echo_model, tmp_path, monkeypatch):
+    """-v promises the tokens that went to the model: with --long truncate, the budget, not the whole text."""
+    monkeypatch.chdir(tmp_path)
+    text = " ".join(p.read_text(encoding="utf-8") for p in sorted(SAMPLES.glob("*.txt")) if p.name.isascii())
+    (tmp_path / "long.txt").write_text(text * 3, encoding="utf-8")
+    result = run(["-q", "-v", "--long", "truncate", "long.txt"])
+    assert result.exit_code == 0, result.stderr
+    [(whole, budget)] = re.findall(r"truncated from (\d+) to (\d+) tokens \(--long truncate\)", result.stderr)
+    assert int(whole) > int(budget)
+    [line] = [line for line in result.stderr.splitlines() if line.startswith("long.txt: ")]
+    assert re.fullmatch(rf"long\.txt: {budget} tokens to the model \(of {whole}\), 1 chunk, truncated, in \S+ s", line)
