@@ -343,3 +343,31 @@ def test_eval_never_falls_back(tmp_path, monkeypatch):
     result = run(["eval", str(eval_data(tmp_path)), "-m", "t5-small", "-q"])
     assert result.exit_code == 1 and result.stdout == ""
     assert result.stderr.startswith("Error: model 't5-small' is not in the Hugging Face cache and offline mode is on")
+
+
+def test_a_repeated_sentence_is_taken_once_and_an_endless_one_is_clipped(tmp_path):
+    """Found by a black-box trial: a document of a sample's sentences four times over gave the same sentence
+    three times; 3,000 words with no punctuation came back whole as 'already shorter than a summary'."""
+    from summarize_cli.model.extractive import token_count
+    from summarize_cli.sentences import sentences
+
+    base = (SAMPLES / "harbour-ferry.txt").read_text()
+    repeated = tmp_path / "repeated.txt"
+    repeated.write_text("\n\n".join([base] * 4))
+    result = run(["--method", "extractive", "-f", "jsonl", "--no-cache", "-q", str(repeated)])
+    assert result.exit_code == 0, result.stderr
+    summary = json.loads(result.stdout)["summary"]
+    picked = [" ".join(s.casefold().split()) for s in sentences(summary)]
+    assert len(picked) == len(set(picked)) > 1
+    words = " ".join(f"word{i}" for i in range(3000))
+    endless = tmp_path / "endless.txt"
+    endless.write_text(words)
+    clipped = run(["--method", "extractive", "-f", "jsonl", "--no-cache", "-q", str(endless)])
+    assert clipped.exit_code == 0, clipped.stderr
+    record = json.loads(clipped.stdout)
+    assert record["summary"] == " ".join(f"word{i}" for i in range(120))
+    assert record["passthrough"] is False and record["trimmed"] is True
+    zh = tmp_path / "zh.txt"
+    zh.write_text("城市绿地帮助居民度过炎热夏天" * 200)
+    chinese = json.loads(run(["--method", "extractive", "-f", "jsonl", "--no-cache", "-q", str(zh)]).stdout)
+    assert token_count(chinese["summary"]) == 120 and chinese["summary"] == ("城市绿地帮助居民度过炎热夏天" * 10)[:120]

@@ -574,3 +574,19 @@ def test_skip_existing_with_an_output_file_adds_only_what_is_missing(echo_model,
     done = run(["rows.jsonl", "--output", f"out.{kind}", "--skip-existing", *FAST])
     assert done.exit_code == 0 and "Skipped 7 inputs" in done.stderr, done.stderr
     assert len(pq.read_table("out.parquet") if kind == "parquet" else Path("out.jsonl").read_text().splitlines()) == 7
+
+
+def test_skip_existing_counts_a_source_once_per_record_it_has(echo_model, tmp_path, monkeypatch):
+    """Found by a black-box trial: two datasets with the same ids, the file holding the first one's records:
+    a resume skipped both datasets' rows and never summarised the second."""
+    monkeypatch.chdir(tmp_path)
+    for name in ("a.jsonl", "b.jsonl"):
+        Path(name).write_text("".join(json.dumps({"id": f"r{i}", "text": f"{name} row {i}."}) + "\n" for i in range(3)))
+    first = run(["a.jsonl", "--output", "out.jsonl", *FAST])
+    assert first.exit_code == 0, first.stderr
+    again = run(["a.jsonl", "b.jsonl", "--output", "out.jsonl", "--skip-existing", *FAST])
+    assert again.exit_code == 0, again.stderr
+    records = [json.loads(line) for line in Path("out.jsonl").read_text().splitlines()]
+    assert [r["summary"] for r in records] == [
+        echo_model.summary(f"{n} row {i}.") for n in ("a.jsonl", "b.jsonl") for i in range(3)
+    ]

@@ -119,13 +119,15 @@ def test_ray_takes_an_optional_address_after_it(tmp_path, monkeypatch):
     assert ray_address_argument(["--ray", "10.0.0.5:6379"]) == ["--ray", "--ray-address", "10.0.0.5:6379"]
     assert ray_address_argument(["--ray", "head:6379", "news"]) == ["--ray", "--ray-address", "head:6379", "news"]
     assert ray_address_argument(["--ray", "news"]) == ["--ray", "news"]  # an input, not an address
+    for uri in ("s3://news/data.parquet", "gs://corpus/in/", "hdfs://name/x.jsonl"):  # object storage: inputs
+        assert ray_address_argument(["--ray", uri, "-o", "out"]) == ["--ray", uri, "-o", "out"]
     (tmp_path / "auto").write_text("a file named auto")
     assert ray_address_argument(["--ray", "auto"]) == ["--ray", "auto"]
 
 
 def test_ray_resumes_an_output_dataset_and_an_output_folder(env_model, local_ray, tmp_path, monkeypatch):
-    """--skip-existing at scale: rows whose record (--output) or file (-o) is there are left out by the
-    workers; the earlier records stay first and unchanged."""
+    """--skip-existing at scale: rows whose file (-o) is there are left out by the workers, rows whose
+    record the --output file holds by the driver (in input order); the earlier records stay first."""
     import pyarrow as pa
     import pyarrow.parquet as pq
 

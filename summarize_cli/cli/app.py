@@ -162,6 +162,13 @@ def flush_output(code: int) -> int:
     return code
 
 
+def is_remote(word: str) -> bool:
+    """s3://, gs://, hdfs://, ...: an input on object storage, never a cluster's address."""
+    from summarize_cli.storage import is_remote as remote
+
+    return remote(word) and not word.lower().startswith("ray://")
+
+
 def ray_address_argument(args: list[str]) -> list[str]:
     """Accept `--ray ADDRESS` (auto, local, ray://head:10001, host:port) as `--ray --ray-address ADDRESS`.
 
@@ -175,7 +182,7 @@ def ray_address_argument(args: list[str]) -> list[str]:
         if arg == "--ray":
             word = out[i + 1]
             looks_like_address = word in ("auto", "local") or "://" in word or re.fullmatch(r"[\w.-]+:\d+", word)
-            if looks_like_address and not os.path.exists(word):
+            if looks_like_address and not os.path.exists(word) and not is_remote(word):
                 out[i + 1 : i + 2] = ["--ray-address", word]
             break
     return out

@@ -75,6 +75,8 @@ def expected_results(items: list, stdin_format: str) -> int | None:
 def on_ray_data(items: list, output: OutputSpec) -> bool:
     """Finite inputs run on Ray Data (the workers read and write); stdin, which only the driver can read,
     and --combine, which gathers every summary on the driver, run on an actor pool fed by the driver."""
+    if output.skip_existing and output.output_file is not None:
+        return False  # a source can stand for a row of several inputs: counted in input order, on the driver
     return not output.combine and not any(isinstance(i, InputFile) and i.is_stdin for i in items)
 
 
@@ -100,7 +102,8 @@ def start_runner(run: RunSpec, ray: RaySpec | None, show: bool, planned: tuple |
         return runner
     from summarize_cli.run.build import build_run
 
-    with status(f"Loading {run.model.model} ...", show) as spinner:
+    what = "the extractive method" if run.model.method == "extractive" else run.model.model
+    with status(f"Loading {what} ...", show) as spinner:
         return worker.call(lambda: build_run(run, on_status=spinner.update))
 
 
@@ -114,7 +117,7 @@ def summarize_all(
     already_done: int,
     show: bool,
     verbose: bool,
-    done_sources: frozenset[str] = frozenset(),
+    done_sources: tuple[str, ...] = (),
 ) -> None:
     """Summarise every input and exit with the run's status."""
     expected = expected_results(items, inputs.stdin_format)
@@ -131,7 +134,7 @@ def summarize_all(
     if expected == 1 and ray is None:  # a one-off: one replica with every core
         run = replace(run, model=replace(run.model, one_document=True))
     ray_data = ray is not None and readable and not output.extract and on_ray_data(items, output)
-    planned = (inputs, output, done_sources) if ray_data else None
+    planned = (inputs, output) if ray_data else None
     try:
         runner = start_runner(run, ray, show, planned) if readable and not output.extract else None
     except (KeyboardInterrupt, Terminated) as exc:  # during the model load: nothing done, all left
@@ -210,19 +213,25 @@ def as_extracted(item: Document | Problem) -> Result | Problem:
     return Result(document=item, summary=item.text, input_tokens=0, chunks=0, seconds=0.0, warnings=item.warnings)
 
 
-def _without_existing(documents, output: OutputSpec, report: RunReport, done: frozenset[str]):
+def _without_existing(documents, output: OutputSpec, report: RunReport, done):
     """--skip-existing for what is known only once read (dataset rows, stdin jsonl lines): a summary
-    file under -o already there, or a record of that source already in the --output file."""
+    file under -o already there, or a record of that source in the --output file. Two inputs' rows may
+    share a source (the same ids in two datasets): each record there stands for one row, in input order."""
+    from collections import Counter
+
     from summarize_cli.outputs.sinks import output_path
 
+    left = Counter(done)
     for document in documents:
-        if isinstance(document, Document) and (
-            document.source in done
-            if output.output_dir is None
-            else output_path(output.output_dir, document.relpath, output.fmt, output.extract).exists()
-        ):
-            report.already_done += 1
-            continue
+        if isinstance(document, Document):
+            if output.output_dir is None:
+                written = left[document.source] > 0
+                left[document.source] -= written
+            else:
+                written = output_path(output.output_dir, document.relpath, output.fmt, output.extract).exists()
+            if written:
+                report.already_done += 1
+                continue
         yield document
 
 

@@ -50,6 +50,25 @@ def token_count(text: str) -> int:
     return sum(len(run) if _IDEOGRAPHIC.match(run) else 1 for run in _TOKENS.findall(text))
 
 
+def clip(text: str, max_tokens: int) -> str:
+    """The text's first `max_tokens` tokens (a Chinese or Japanese character one each), cut between
+    tokens: for a text with no sentence boundaries, where whole sentences cannot be chosen."""
+    count = 0
+    for match in _TOKENS.finditer(text):
+        run = match.group(0)
+        size = len(run) if _IDEOGRAPHIC.match(run) else 1
+        if count + size > max_tokens:
+            end = match.start() + (max_tokens - count if _IDEOGRAPHIC.match(run) else 0)
+            return text[:end].rstrip()
+        count += size
+    return text.strip()
+
+
+def _same(sentence: str) -> str:
+    """A sentence as duplicates compare: case and spacing aside."""
+    return " ".join(sentence.casefold().split())
+
+
 def join(parts: list[str]) -> str:
     """Sentences back into text: a space between them, none between Chinese or Japanese ones, and a line
     break after one that ends without punctuation (a heading), so the summary splits into the same sentences."""
@@ -168,6 +187,19 @@ class ExtractiveSummarizer:
         tokens = [token_count(s) for s in found]
         budget = self.settings
         fits = len(found) <= budget.sentences and sum(tokens) <= budget.max_tokens
+        if len(found) <= 1 and sum(tokens) > budget.max_tokens:  # one endless sentence: its start, clipped
+            return Result(
+                document=document,
+                summary=clip(document.text, budget.max_tokens),
+                input_tokens=sum(tokens),
+                chunks=1,
+                seconds=round(time.perf_counter() - started, 4),
+                warnings=[
+                    *document.warnings,
+                    f"no sentence boundaries to choose by: its first {budget.max_tokens} tokens are the summary",
+                ],
+                trimmed=True,
+            )
         if len(found) <= 1 or (fits and not self.force):  # nothing to choose from: the text as it is
             return Result(
                 document=document,
@@ -195,13 +227,17 @@ def pick(found: list[str], tokens: list[int], budget: ExtractiveSettings) -> lis
     candidates = candidates_of(found, budget.ranked)
     ranked = rank([found[i] for i in candidates])
     chosen: list[int] = []
+    seen: set[str] = set()  # a sentence repeated in the text (or across --combine's inputs) is taken once
     total = 0
     for position in ranked:
         index = candidates[position]
         if len(chosen) == budget.sentences:
             break
+        if _same(found[index]) in seen:
+            continue
         if total + tokens[index] <= budget.max_tokens:
             chosen.append(index)
+            seen.add(_same(found[index]))
             total += tokens[index]
     return sorted(chosen or [candidates[ranked[0]]])
 

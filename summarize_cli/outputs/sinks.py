@@ -247,18 +247,18 @@ def write_atomic(path: Path, text: str) -> None:
             raise
 
 
-def existing_sources(path) -> frozenset[str]:
-    """The `source` of every record an earlier run wrote into the --output file (none if it is not
-    there): what --skip-existing leaves out. Parquet's column is read whole, without per-row Python."""
+def existing_sources(path) -> tuple[str, ...]:
+    """The `source` of every record an earlier run wrote into the --output file, in order, repeats kept
+    (none if it is not there): what --skip-existing leaves out."""
     try:
         if not path.exists():
-            return frozenset()
+            return ()
         with open_read(path) as handle:
             if path.suffix.lower() == ".parquet":
                 import pyarrow.parquet as pq
 
-                return frozenset(pq.read_table(handle, columns=["source"]).column("source").to_pylist())
-            return frozenset(json.loads(line)["source"] for line in handle if line.strip())
+                return tuple(pq.read_table(handle, columns=["source"]).column("source").to_pylist())
+            return tuple(json.loads(line)["source"] for line in handle if line.strip())
     except (OSError, ValueError, KeyError) as exc:
         raise OutputError(f"cannot read the earlier records in {path} for --skip-existing: {exc}") from None
 
@@ -315,16 +315,13 @@ def write_part(folder: Path, name: str, records: list[dict], suffix: str) -> Non
             raise
 
 
-def join_parts(folder: Path, handle, suffix: str, first=None) -> int:
-    """Every part in `folder`, in name order (input order), into the open binary `handle`, after the file
-    `first` (an earlier run's records, kept by --skip-existing): JSONL byte for byte, Parquet table by
-    table (whole column chunks, no per-row work). The row count."""
+def join_parts(folder: Path, handle, suffix: str) -> int:
+    """Every part in `folder`, in name order (input order), into the open binary `handle`: JSONL byte for
+    byte, Parquet table by table (whole column chunks, no per-row work). The row count."""
     if isinstance(folder, RemotePath):
         parts = [p for p in folder.files() if p.name.endswith(suffix)] if folder.is_dir() else []
     else:
         parts = sorted(folder.glob(f"*{suffix}")) if folder.is_dir() else []
-    if first is not None and first.exists():
-        parts = [first, *parts]
     if suffix == ".jsonl":
         rows = 0
         for part in parts:
@@ -363,10 +360,9 @@ class PartsSink(FileSink):
     results as they arrive and joins the parts into `path` when the run completes (with at least one
     record), as DatasetSink does for a local run; a stopped run leaves them joined in NAME.partial.EXT."""
 
-    def __init__(self, path: Path, parts: Path, keep: bool = False):
+    def __init__(self, path: Path, parts: Path):
         self.path = path
         self.parts = parts
-        self.keep = keep  # --skip-existing: the earlier records stay, first
         self.written = 0
         self._closed = False
 
@@ -378,14 +374,14 @@ class PartsSink(FileSink):
             import io
 
             buffer = io.BytesIO()
-            rows = join_parts(self.parts, buffer, self.path.suffix.lower(), self._first())
+            rows = join_parts(self.parts, buffer, self.path.suffix.lower())
             if rows:
                 _put(target, buffer.getvalue())
             return rows
         fd, tmp = _temporary_beside(target)
         try:
             with os.fdopen(fd, "wb") as handle:
-                rows = join_parts(self.parts, handle, self.path.suffix.lower(), self._first())
+                rows = join_parts(self.parts, handle, self.path.suffix.lower())
                 handle.flush()
                 os.fsync(handle.fileno())
             if rows:
@@ -399,9 +395,6 @@ class PartsSink(FileSink):
             if isinstance(exc, OSError):
                 raise OutputError(f"cannot write {target}: {exc.strerror or exc}") from None
             raise
-
-    def _first(self):
-        return self.path if self.keep else None
 
     def close(self) -> None:
         if self._closed:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -21,7 +22,7 @@ class Plan:
 
     items: list
     already_done: int = 0
-    done_sources: frozenset[str] = frozenset()  # --skip-existing with --output: what that file holds
+    done_sources: tuple[str, ...] = ()  # --skip-existing with --output: the sources that file holds
 
 
 def plan(reading: InputSpec, writing: OutputSpec) -> Plan:
@@ -42,13 +43,17 @@ def plan(reading: InputSpec, writing: OutputSpec) -> Plan:
             f"no files to summarise in {', '.join(reading.inputs)} (looked for {', '.join(include)}; see --include)"
             + why
         )
-    done: frozenset[str] = frozenset()
     if writing.output_file is not None:
         _check_output_file(items, writing.output_file)
-        if writing.skip_existing:
-            done = existing_sources(writing.output_file)
-            kept = [i for i in items if not (isinstance(i, InputFile) and not is_dataset(i) and i.display in done)]
-            return Plan(kept, len(items) - len(kept), done)
+        if writing.skip_existing:  # files here, each a source once; dataset rows as they are read
+            done = Counter(existing_sources(writing.output_file))
+            kept = []
+            for item in items:
+                if isinstance(item, InputFile) and not is_dataset(item) and done[item.display] > 0:
+                    done[item.display] -= 1
+                    continue
+                kept.append(item)
+            return Plan(kept, len(items) - len(kept), tuple(done.elements()))
     existing = 0
     if writing.output_dir is not None:
         _check_outputs(items, writing)

@@ -51,7 +51,7 @@ def _column(values: list):
     return column
 
 
-def read_units(batch: dict, inputs: InputSpec, output: OutputSpec, done: frozenset = frozenset()) -> Iterator[dict]:
+def read_units(batch: dict, inputs: InputSpec, output: OutputSpec) -> Iterator[dict]:
     """A read task: each planned input into its documents (a dataset file into its rows), each keyed by the
     input's place and the document's place within it, so the keys sort in input order."""
     from summarize_cli.inputs.language import detect_languages
@@ -64,9 +64,7 @@ def read_units(batch: dict, inputs: InputSpec, output: OutputSpec, done: frozens
         claimed: dict[Path, str] = {}
         documents = detect_languages(read_inputs([item], None, inputs), inputs.language)
         for number, document in enumerate(d for d in documents if d is not IDLE):
-            if output.skip_existing and isinstance(document, Document) and document.source in done:
-                document = AlreadyDone(document.source)
-            elif output.output_dir is not None and isinstance(document, Document):
+            if output.output_dir is not None and isinstance(document, Document):
                 path = output_path(output.output_dir, document.relpath or Path("stdin"), output.fmt, output.extract)
                 if output.skip_existing and path.exists():
                     document = AlreadyDone(document.source)
@@ -139,11 +137,7 @@ def _without_text(result):
 class DatasetRunner:
     """Summarise planned inputs on Ray Data; results reach the driver in input order."""
 
-    def __init__(
-        self, spec: RunSpec, ray_spec: RaySpec, inputs: InputSpec, output: OutputSpec, done: frozenset = frozenset()
-    ):
-        """`done`: with --skip-existing and --output, the sources that file already holds."""
-        self.done = done
+    def __init__(self, spec: RunSpec, ray_spec: RaySpec, inputs: InputSpec, output: OutputSpec):
         self.cluster = Cluster(ray_spec.address)
         self.ray = self.cluster.ray
         self.threads = spec.model.threads or 1  # per actor: one actor per core is the default layout
@@ -212,7 +206,7 @@ class DatasetRunner:
         documents = units.map_batches(
             read_units,
             batch_size=1,
-            fn_kwargs={"inputs": self.inputs, "output": self.output, "done": self.done},
+            fn_kwargs={"inputs": self.inputs, "output": self.output},
             num_cpus=0,  # light next to the model; the CPUs are the actors'
             compute=ray.data.TaskPoolStrategy(size=max(1, self.size // 2)),  # CPU-free, so bounded here
             **remote_args,
@@ -280,9 +274,7 @@ class DatasetRunner:
         from summarize_cli.outputs.sinks import PartsSink, WrittenSink
 
         if self.output.output_file is not None:
-            return PartsSink(
-                self.output.output_file, parts_folder(self.output.output_file), keep=self.output.skip_existing
-            )
+            return PartsSink(self.output.output_file, parts_folder(self.output.output_file))
         if self.output.output_dir is not None:
             return WrittenSink(self.output.output_dir)
         return None
