@@ -53,14 +53,19 @@ def summarize_process(args, tiny_model, cwd, stdin=subprocess.DEVNULL, env_extra
     )
 
 
-def actor_pids() -> list[int]:
+def actor_pids(driver) -> list[int]:
+    """The actors of the Ray instance that `driver` (a summarize process) started: among its descendants
+    only, so that no other test's cluster is touched."""
     import psutil
 
     found = []
-    for process in psutil.process_iter(["pid", "cmdline"]):
-        line = " ".join(process.info["cmdline"] or [])
+    for process in psutil.Process(driver.pid).children(recursive=True):
+        try:
+            line = " ".join(process.cmdline())
+        except psutil.Error:
+            continue
         if any(line.startswith(name) for name in ACTORS):
-            found.append(process.info["pid"])
+            found.append(process.pid)
     return found
 
 
@@ -109,8 +114,8 @@ def test_a_worker_killed_mid_stream_loses_and_doubles_no_record(tiny_model, tmp_
         reader_done.set()
 
     threading.Thread(target=read, daemon=True).start()
-    wait_for(lambda: len(lines) >= 32, 120, "32 records")
-    victims = actor_pids()
+    wait_for(lambda: len(lines) >= 32, 240, "32 records")
+    victims = actor_pids(process)
     assert len(victims) == 2, victims
     os.kill(victims[0], signal.SIGKILL)
     process.wait(timeout=180)
@@ -132,8 +137,8 @@ def test_a_worker_killed_mid_folder_run_leaves_every_file_written_once(tiny_mode
     process = summarize_process(
         ["news", "-o", "out", "--ray", "--workers", "2", *SLOW[:-2], "--batch-size", "2"], tiny_model, tmp_path
     )
-    wait_for(lambda: len(list(out.rglob("*.summary.txt"))) >= 16, 120, "16 summaries written")
-    victims = actor_pids()
+    wait_for(lambda: len(list(out.rglob("*.summary.txt"))) >= 16, 240, "16 summaries written")
+    victims = actor_pids(process)
     assert victims, "no Ray Data actor found"
     os.kill(victims[0], signal.SIGKILL)
     code, stdout, stderr = finish(process)
@@ -161,7 +166,7 @@ def test_a_node_removed_mid_run_loses_and_doubles_no_row(tiny_model, tmp_path):
             tmp_path,
         )
         parts = tmp_path / ".out.parquet.parts"
-        wait_for(lambda: parts.is_dir() and len(list(parts.glob("*.parquet"))) >= 2, 120, "two parts written")
+        wait_for(lambda: parts.is_dir() and len(list(parts.glob("*.parquet"))) >= 2, 240, "two parts written")
         cluster.remove_node(nodes[1])
         code, stdout, stderr = finish(process)
         assert code == 0, stderr
