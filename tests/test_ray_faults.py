@@ -195,3 +195,25 @@ def test_a_stale_cluster_record_fails_in_seconds(tiny_model, tmp_path, samples):
     assert result.returncode == 1
     assert result.stderr.startswith("Error: cannot join Ray at 127.0.0.1:9: nothing answers on 127.0.0.1:9")
     assert result.stderr.count("\n") == 1 and result.stdout == ""
+
+
+def test_auto_with_no_cluster_says_how_to_start_one(monkeypatch, tmp_path):
+    """No RAY_ADDRESS, no record of a `ray start`, and (as Ray's own search says) no cluster running."""
+    from ray._private import services
+
+    from summarize_cli.errors import SummarizeError
+    from summarize_cli.scale.cluster import resolve_address
+
+    def nothing_runs(address, temp_dir=None):
+        raise ConnectionError("Could not find any running Ray instance. Please specify ... --address flag")
+
+    monkeypatch.setenv("RAY_TMPDIR", str(tmp_path))
+    monkeypatch.delenv("RAY_ADDRESS", raising=False)
+    monkeypatch.setattr(services, "canonicalize_bootstrap_address", nothing_runs)
+    with pytest.raises(SummarizeError) as caught:
+        resolve_address("auto")
+    assert str(caught.value) == (
+        "cannot join Ray at auto: no running cluster was found on this machine "
+        "(start one with `ray start --head`, or give --ray HOST:PORT)"
+    )
+    assert resolve_address("10.0.0.5:6379") == "10.0.0.5:6379"

@@ -160,12 +160,16 @@ def resolve_address(address: str | None) -> str | None:
     recorded = utils.read_ray_address(None)  # the last `ray start` here: what Ray itself prefers
     if recorded:
         return recorded
+    nothing = (
+        "cannot join Ray at auto: no running cluster was found on this machine "
+        "(start one with `ray start --head`, or give --ray HOST:PORT)"
+    )
     try:
         found = services.canonicalize_bootstrap_address(address)
-    except (ConnectionError, ValueError) as exc:
-        raise SummarizeError(f"cannot join Ray at auto: {exc}") from None
+    except (ConnectionError, ValueError):
+        raise SummarizeError(nothing) from None
     if found is None:
-        raise SummarizeError("cannot join Ray at auto: no running cluster was found on this machine")
+        raise SummarizeError(nothing)
     return found
 
 
