@@ -159,7 +159,9 @@ def duplicate_message(first: str, path: Path) -> str:
     return f"its summary would overwrite that of {first} ({path}); give each document its own id"
 
 
-def write_result_file(path: Path, result: Result, fmt: str, run_info: dict, extract: bool, bullets: bool) -> None:
+def write_result_file(
+    path: Path, result: Result, fmt: str, run_info: dict, extract: bool, bullets: bool, stable: bool = False
+) -> None:
     """One result's own file under an output folder, in `fmt`, written atomically (a retried write of the
     same result replaces it whole, never doubles it)."""
     if fmt in ("json", "jsonl"):
@@ -169,7 +171,7 @@ def write_result_file(path: Path, result: Result, fmt: str, run_info: dict, extr
         text = f"## {result.source}\n\n{_body(result, bullets)}\n"
     else:
         text = _body(result, bullets) + "\n"
-    write_atomic(path, text)
+    write_atomic(path, text, stable)
 
 
 class DirectorySink(FileSink):
@@ -197,15 +199,22 @@ class DirectorySink(FileSink):
         self.written += 1
 
 
-def _temporary_beside(path: Path) -> tuple[int, str]:
+def _temporary_beside(path: Path, stable: bool = False) -> tuple[int, str]:
     """A temporary file beside `path` with the mode `path` will have: its own if it exists, else what the
     user's umask gives a new file (as cp and tee do), never mkstemp's 0600. For an object, a local
-    temporary file, uploaded whole when complete (see _move)."""
+    temporary file, uploaded whole when complete (see _move).
+
+    `stable`: always the same name for the same `path` (`.NAME.tmp`), for Ray's workers: a worker killed
+    mid-write leaves it behind, and the batch that runs again writes it over and renames it away."""
     if isinstance(path, RemotePath):
         return tempfile.mkstemp(prefix="summarize-", suffix=path.suffix or ".tmp")
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+        if stable:
+            tmp = str(path.with_name(f".{path.name}.tmp"))
+            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        else:
+            fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     except OSError as exc:
         raise OutputError(f"cannot write {path}: {exc.strerror or exc}") from None
     try:
@@ -223,16 +232,16 @@ def _umask() -> int:
     return mask
 
 
-def write_atomic(path: Path, text: str) -> None:
+def write_atomic(path: Path, text: str, stable: bool = False) -> None:
     """Write to a temporary file beside `path`, then rename it into place (on object storage: one whole
     object). Ctrl-C and SIGTERM wait for the few milliseconds this takes, so neither can leave a temporary
-    file behind."""
+    file behind (`stable`: see _temporary_beside)."""
     if isinstance(path, RemotePath):
         with deferred():
             _put(path, text.encode("utf-8"))
         return
     with deferred():
-        fd, tmp = _temporary_beside(path)
+        fd, tmp = _temporary_beside(path, stable)
         try:
             with os.fdopen(fd, "w", encoding="utf-8") as handle:
                 handle.write(text)
@@ -289,7 +298,7 @@ def write_part(folder: Path, name: str, records: list[dict], suffix: str) -> Non
     (its worker died) replaces its part, so the joined file holds each record once."""
     path = folder / f"{name}{suffix}"
     if suffix == ".jsonl":
-        write_atomic(path, "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in records))
+        write_atomic(path, "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in records), stable=True)
         return
     import pyarrow as pa
     import pyarrow.parquet as pq
@@ -304,7 +313,7 @@ def write_part(folder: Path, name: str, records: list[dict], suffix: str) -> Non
             _put(path, buffer.getvalue())
         return
     with deferred():
-        fd, tmp = _temporary_beside(path)
+        fd, tmp = _temporary_beside(path, stable=True)
         try:
             with os.fdopen(fd, "wb") as handle:
                 pq.write_table(table, handle)

@@ -110,7 +110,7 @@ class SummarizeBatches:
             if output.output_dir is not None:
                 relpath = result.document.relpath or Path("stdin")
                 path = output_path(output.output_dir, relpath, output.fmt, output.extract)
-                write_result_file(path, result, output.fmt, run.run_info, output.extract, output.bullets)
+                write_result_file(path, result, output.fmt, run.run_info, output.extract, output.bullets, stable=True)
             elif output.output_file is not None:
                 records.append(record_of(result, run.run_info, output.extract))
         if records:
