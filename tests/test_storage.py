@@ -136,3 +136,15 @@ def test_ray_reads_and_writes_s3_in_its_workers(env_model, local_ray, bucket):
     rows = [json.loads(line) for line in read_object(client, name, "ray.jsonl").splitlines()]
     assert [(r["source"], r["summary"]) for r in rows] == [(f"r{i}", expected[f"r{i}"]) for i in range(3)]
     assert keys(client, name, ".ray.jsonl.parts") == []
+
+
+def test_an_output_folder_inside_the_walked_bucket_is_never_read(echo_model, bucket):
+    name, client = bucket
+    first = run([f"s3://{name}/in/", "-o", f"s3://{name}/in/out/", *FAST])
+    assert first.exit_code == 0, first.stderr
+    again = run([f"s3://{name}/in/", "-o", f"s3://{name}/in/out/", *FAST])  # out/ holds .txt files now
+    assert again.exit_code == 0, again.stderr
+    assert keys(client, name, "in/out/") == [
+        f"in/out/{name}/in/deep/robots.md.summary.txt",
+        f"in/out/{name}/in/harbour.txt.summary.txt",
+    ]
