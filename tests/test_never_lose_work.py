@@ -438,7 +438,7 @@ def test_ray_streams_stdin_jsonl_instead_of_reading_it_all_first(tiny_model, tmp
     reader.start()
     proc.stdin.write(rows(3))
     proc.stdin.flush()
-    reader.join(timeout=90)  # stdin is still open: a driver that read it all first would print nothing
+    reader.join(timeout=240)  # stdin is still open: a driver that read it all first would print nothing
     try:
         assert first and json.loads(first[0])["source"] == "r0", proc.stderr.read() if proc.poll() else "no output"
     finally:
