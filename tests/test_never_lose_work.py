@@ -190,14 +190,18 @@ def test_output_file_is_replaced_only_by_a_completed_run(tiny_model, tmp_path, k
     assert returncode == 143, stderr
     assert out.read_bytes() == good  # the interrupted run left the good file alone
     partial = tmp_path / f"out.partial.{kind}"
-    assert f"{out} was left as it was; the 2 summaries made are in {partial}." in stderr
+    # two rows were done when the stall began; the main thread may not have written the second yet: the
+    # message, the count and the partial file agree either way
+    made = 2 if f"{out} was left as it was; the 2 summaries made are in {partial}." in stderr else 1
+    if made == 1:
+        assert f"{out} was left as it was; the 1 summary made is in {partial}." in stderr, stderr
     if kind == "parquet":
         import pyarrow.parquet as pq
 
         kept = [r["source"] for r in pq.read_table(partial).to_pylist()]
     else:
         kept = [json.loads(line)["source"] for line in partial.read_text().splitlines()]
-    assert kept == ["r10", "r11"]
+    assert kept == ["r10", "r11"][:made]
     assert not [p for p in tmp_path.iterdir() if p.name.endswith(".tmp")]
 
 

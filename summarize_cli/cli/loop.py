@@ -296,7 +296,10 @@ def _abandon(sink) -> None:
     except (OSError, BrokenPipeError):
         return
     if partial is not None:
-        say([f"{sink.path} was left as it was; the {sink.written} summaries made are in {partial}."])
+        from summarize_cli.outputs.report import count
+
+        made = count(sink.written, "summary", "summaries")
+        say([f"{sink.path} was left as it was; the {made} made {'is' if sink.written == 1 else 'are'} in {partial}."])
 
 
 def _stdin():
