@@ -70,6 +70,12 @@ class Cluster:
 
         signals.install()  # ray.init takes SIGTERM for itself (exit 15): the run's own handling comes back
 
+    def pool_size(self, workers: int | None, threads: int, gpu: bool) -> int:
+        """--workers, or one actor per CPU (per GPU with --device cuda), never more than the cluster holds."""
+        resources = self.ray.cluster_resources()
+        fits = int(resources.get("GPU", 0)) if gpu else int(resources.get("CPU", 1) // threads)
+        return max(1, min(workers or fits, max(fits, 1)))
+
     def get(self, refs):
         """ray.get, with a failure of the job said in one line."""
         try:

@@ -188,10 +188,7 @@ class DatasetRunner:
         self.model_name, self.batch_size, self.run_info = info["model_name"], info["batch_size"], info["run_info"]
 
     def pool_size(self) -> int:
-        """--workers, or one actor per CPU (per GPU with --device cuda), never more than the cluster holds."""
-        resources = self.ray.cluster_resources()
-        fits = int(resources.get("GPU", 0)) if self.gpu else int(resources.get("CPU", 1) // self.threads)
-        return max(1, min(self.ray_spec.workers or fits, max(fits, 1)))
+        return self.cluster.pool_size(self.ray_spec.workers, self.threads, self.gpu)
 
     def describe(self) -> list[str]:
         return self._described

@@ -129,10 +129,7 @@ class RayRunner:
             self.warnings.extend(self.late_warnings())
 
     def pool_size(self) -> int:
-        """--workers, or one actor per CPU (per GPU with --device cuda), never more than the cluster holds."""
-        resources = self.ray.cluster_resources()
-        fits = int(resources.get("GPU", 0)) if self.gpu else int(resources.get("CPU", 1) // self.threads)
-        return max(1, min(self.ray_spec.workers or fits, max(fits, 1)))
+        return self.cluster.pool_size(self.ray_spec.workers, self.threads, self.gpu)
 
     def describe(self) -> list[str]:
         return self._described
