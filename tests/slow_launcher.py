@@ -4,7 +4,8 @@
 (`STALL_AFTER` batches) at once and then spends tens of seconds in hashlib's PBKDF2, a C loop that, like
 a real generate(), does not return to Python when a signal arrives. `SLOW=convert`: the CTranslate2
 conversion does the same before it starts. `STALL_MARK=PATH`: the file is created as the stall begins, so a
-test waits on that condition rather than on a guessed sleep.
+test waits on that condition rather than on a guessed sleep. `SLOW_KEEP=N`: a summary is the first N
+tokens of its input (4), so a test can have summaries that wrap on a narrow screen.
 Used by test_never_lose_work.py as `python tests/slow_launcher.py ARGS...`.
 """
 
@@ -56,7 +57,8 @@ def main() -> None:
                 self.calls += 1
                 if self.calls > int(os.environ.get("STALL_AFTER", "1")):
                     native_stall()
-                return [list(i[:4]) for i in inputs]
+                keep = int(os.environ.get("SLOW_KEEP", "4"))  # tokens of its input a summary repeats
+                return [list(i[:keep]) for i in inputs]
 
         def slow_engine(**options):
             return Engine(ModelSource("slow", tiny, "slow"), SlowBackend(), TextTokenizer.from_dir(tiny))

@@ -16,6 +16,7 @@ import pytest
 pyte = pytest.importorskip("pyte", reason="the [test] extra is not installed")
 
 LAUNCHER = Path(__file__).parent / "slow_launcher.py"
+ROOT = Path(__file__).parent.parent
 QUICK = ["--max-length", "8", "--min-length", "2", "--num-beams", "1"]
 
 
@@ -23,7 +24,7 @@ class Terminal:
     """A process whose stdin, stdout and stderr are one pseudo-terminal of `cols` x `rows`."""
 
     def __init__(self, args: list[str], env: dict, cols: int = 100, rows: int = 40, cwd=None):
-        self.screen = pyte.Screen(cols, rows)
+        self.screen = pyte.HistoryScreen(cols, rows, history=100_000)
         self.stream = pyte.ByteStream(self.screen)
         master, slave = pty.openpty()
         os.set_blocking(master, False)
@@ -81,10 +82,41 @@ class Terminal:
 
     def lines(self) -> list[str]:
         """The screen's text, without trailing blank lines."""
-        shown = [line.rstrip() for line in self.screen.display]
-        while shown and not shown[-1]:
-            shown.pop()
-        return shown
+        return screen_lines(self.screen)
+
+    def transcript(self) -> list[str]:
+        """Every line the terminal shows or has scrolled off its top, as a person scrolling back sees it."""
+        return scrollback(self.screen) + self.lines()
+
+
+def screen_lines(screen) -> list[str]:
+    shown = [line.rstrip() for line in screen.display]
+    while shown and not shown[-1]:
+        shown.pop()
+    return shown
+
+
+def scrollback(screen) -> list[str]:
+    """The lines pushed off the screen's top, rendered as `display` renders the screen's own."""
+    rendered = []
+    for line in screen.history.top:
+        text, wide = [], False
+        for x in range(screen.columns):
+            if wide:  # the stub cell behind a double-width character
+                wide = False
+                continue
+            text.append(line[x].data)
+            wide = pyte.screens.wcwidth(line[x].data[0]) == 2
+        rendered.append("".join(text).rstrip())
+    return rendered
+
+
+def as_typed(output: bytes, cols: int, rows: int) -> list[str]:
+    """What a terminal of this size shows for a plain stream of lines: the transcript a run with no
+    display leaves (the tty turns each \\n into \\r\\n)."""
+    screen = pyte.HistoryScreen(cols, rows, history=100_000)
+    pyte.ByteStream(screen).feed(output.replace(b"\n", b"\r\n"))
+    return scrollback(screen) + screen_lines(screen)
 
 
 def env_for(tiny_model, tmp_path, **extra) -> dict:
@@ -104,11 +136,11 @@ def launch(tmp_path, tiny_model, *args, cols: int = 100, **env) -> Terminal:
     return Terminal(command, env_for(tiny_model, tmp_path, **env), cols=cols)
 
 
-def summary_of(tiny_model, tmp_path, path: Path, *args: str) -> str:
+def summary_of(tiny_model, tmp_path, path: Path, *args: str, **env: str) -> str:
     """What the fake engine says for one file, asked without a terminal."""
     done = subprocess.run(
         [sys.executable, str(LAUNCHER), "-m", "slow", str(path), *QUICK, "--no-cache", *args],
-        env=env_for(tiny_model, tmp_path),
+        env=env_for(tiny_model, tmp_path, **env),
         capture_output=True,
         text=True,
         timeout=120,
@@ -203,6 +235,68 @@ def test_warnings_and_summaries_in_a_terminal_each_keep_their_lines(tiny_model, 
         f"==> {short} <==",
         summary_of(tiny_model, tmp_path, short),
     ]
+
+
+WIDTHS = [40, 60, 80, 100, 200]
+
+
+@pytest.mark.parametrize("cols", WIDTHS)
+def test_the_readme_first_command_leaves_every_summary_whole_at_any_width(cols, tmp_path):
+    """`summarize samples/` (extractive, offline, English and Chinese) in a 24-line terminal: the screen
+    and its scrollback hold exactly what the run writes without a display, line for line. The progress
+    display wrapped to two lines at 60 columns or less, and each redraw then erased the last screen line
+    of the summary written above it."""
+    env = {
+        **os.environ,
+        "HF_HUB_OFFLINE": "1",
+        "HF_HOME": str(tmp_path / "hf"),
+        "SUMMARIZE_CACHE_DIR": str(tmp_path / "c"),
+    }
+    command = [sys.executable, "-m", "summarize_cli", "samples/"]
+    plain = subprocess.run(command, env=env, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, timeout=120)
+    assert plain.returncode == 0, plain.stdout
+    assert plain.stdout.decode().count("==> samples/") == 6
+    term = Terminal(command, env, cols=cols, rows=24, cwd=ROOT)
+    assert term.finish() == 0
+    assert term.transcript() == as_typed(plain.stdout, cols, 24)
+
+
+STORY = (
+    "The harbour ferry returns on Monday after three years, the council said, and the night crossings "
+    "were chosen after a survey of residents who work evening shifts. "
+    "社区图书馆周末开放时间延长，居民可以在晚上借书，志愿者也会帮助老人使用电脑。"
+)
+
+
+@pytest.mark.parametrize("cols", WIDTHS)
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM], ids=["ctrl-c", "sigterm"])
+def test_a_stopped_run_leaves_its_summary_whole_and_no_display_at_any_width(cols, signum, tiny_model, tmp_path):
+    """Ctrl-C (to the foreground group, as the terminal sends it) and SIGTERM while the third of four
+    documents is stuck in native code: the summaries before it, long enough to wrap, stay whole (the
+    second is written under a display that has a rate, two lines wide on an old narrow screen), the
+    display is gone, and the stop's line is the last."""
+    folder = tmp_path / "news"
+    folder.mkdir()
+    for i in range(4):
+        (folder / f"s{i}.txt").write_text(f"{i}. {STORY}", encoding="utf-8")
+    long = ["--max-length", "80", "--no-cache"]
+    done = [summary_of(tiny_model, tmp_path, folder / f"s{i}.txt", *long, SLOW_KEEP="60") for i in range(2)]
+    assert min(map(len, done)) > 80, done  # each wraps even at 80 columns
+    mark = tmp_path / "stalled"
+    command = [sys.executable, str(LAUNCHER), "-m", "slow", str(folder), "--batch-size", "1", *QUICK, *long]
+    env = env_for(tiny_model, tmp_path, STALL_AFTER="2", SLOW_KEEP="60", STALL_MARK=str(mark))
+    term = Terminal(command, env, cols=cols)
+    deadline = time.monotonic() + 60
+    while not mark.exists():
+        assert time.monotonic() < deadline and term.proc.poll() is None, term.lines()
+        term.pump(0.1)
+    term.pump(1.0)  # the display redrawn after the record, as a person would see it when pressing Ctrl-C
+    os.killpg(term.proc.pid, signum)
+    assert term.finish() == 128 + signum
+    word = "Interrupted" if signum == signal.SIGINT else "Terminated"
+    typed = f"==> {folder / 's0.txt'} <==\n{done[0]}\n\n==> {folder / 's1.txt'} <==\n{done[1]}\n"
+    typed += f"{word}: 2 summarised, 2 left.\n"
+    assert term.transcript() == as_typed(typed.encode(), cols, 40)
 
 
 @pytest.mark.parametrize("command", [[], ["eval"]])

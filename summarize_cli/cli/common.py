@@ -135,7 +135,65 @@ def progress_bar(show: bool):
                 return Text("")
             return Text(f"{task.completed / elapsed:.2f} docs/s", style="progress.data.speed")
 
-    return Progress(
+    class FittedProgress(Progress):
+        """Always one screen line, at any width. Rich wraps a row that does not fit, and a display of two
+        lines is what a narrow terminal (60 columns or less) made of ours: its counts split, and the
+        record written above it lost its last line (see `start`). So the least useful columns go first,
+        then the description is cut with an ellipsis; nothing wraps."""
+
+        DROP_ORDER = (5, 4, (6, 7), 2)  # elapsed, then the rate, then the ETA, then the bar
+        BAR_MIN = 10  # columns: a bar narrower than this says nothing
+
+        def start(self) -> None:
+            # Rich's Live keeps the height of the display it last drew and, started again after a
+            # transient stop, first moves the cursor up by it to redraw in place, though the stop erased
+            # it already: a two-line display then erased the last line of the record written between.
+            # Nothing of the old display is on screen at a start, so it has no height.
+            live_render = getattr(self.live, "_live_render", None)
+            if live_render is not None:
+                live_render._shape = None
+            super().start()
+
+        def make_tasks_table(self, tasks):
+            from rich.table import Column, Table
+
+            tasks = [task for task in tasks if task.visible]
+            widths = self._fitting(tasks)
+            table = Table.grid(
+                *(Column(no_wrap=True, overflow="ellipsis", width=width) for width in widths.values()),
+                padding=(0, 1),
+            )
+            for task in tasks:
+                table.add_row(*(self.columns[i](task) for i in widths))
+            return table
+
+        def _fitting(self, tasks) -> dict[int, int | None]:
+            """Which columns fit the console's width on one line, and how wide each is drawn."""
+            if not hasattr(self, "live"):  # Rich renders once while it builds the display: no width yet
+                return dict.fromkeys(range(len(self.columns)))
+            width = self.console.width - 1  # a line as wide as the screen leaves the cursor in its last column
+            needs = {}
+            for i, column in enumerate(self.columns):
+                needs[i] = (
+                    self.BAR_MIN
+                    if i == 2
+                    else max((self.console.measure(column(task)).maximum for task in tasks), default=0)
+                )
+            kept = list(needs)
+            for drop in self.DROP_ORDER:
+                if sum(needs[i] for i in kept) + len(kept) - 1 <= width:
+                    break
+                for i in drop if isinstance(drop, tuple) else (drop,):
+                    kept.remove(i)
+            spare = width - (sum(needs[i] for i in kept) + len(kept) - 1)
+            widths = {i: needs[i] for i in kept}
+            if 2 in widths:  # the bar takes what is left, up to Rich's own 40
+                widths[2] += max(0, min(spare, 40 - self.BAR_MIN))
+            elif spare < 0:  # still too wide: the description gives way
+                widths[1] = max(1, needs[1] + spare)
+            return widths
+
+    return FittedProgress(
         SpinnerColumn(),
         TextColumn("[progress.description]{task.description}"),
         BarColumn(),
