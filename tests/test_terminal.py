@@ -318,3 +318,27 @@ def test_help_renders_every_option_text_and_panel_title_verbatim(command, monkey
     titles = {getattr(p, "rich_help_panel", None) for p in params} - {None}
     for text in [*texts, *titles]:
         assert " ".join(text.replace("\\[", "[").split()) in shown, text
+
+
+@pytest.mark.parametrize("cols", [8, 12, 20, 30, 40, 50, 60, 70, 80, 100, 200])
+def test_the_progress_display_is_one_line_short_of_the_width(cols, monkeypatch):
+    """Drawn at every width with a long count, a rate and an ETA: one line, never the screen's full width
+    (a line that fills it leaves the cursor in the last column, where terminals differ)."""
+    import io
+
+    from rich.console import Console
+
+    from summarize_cli.cli import common
+
+    console = Console(file=io.StringIO(), width=cols, force_terminal=True, color_system=None)
+    monkeypatch.setattr(common, "stderr", console)
+    progress = common.progress_bar(True)
+    task = progress.add_task("Summarising (a long label for a compared run)", total=12345)
+    progress.update(task, completed=678)
+    console.print(progress.make_tasks_table(progress.tasks))
+    lines = console.file.getvalue().splitlines()
+    assert len(lines) == 1, lines
+    assert 0 < console.measure(lines[0]).maximum <= cols - 1
+    shown = progress.make_tasks_table(progress.tasks).columns
+    if cols >= 40:  # room for the count and the bar (5% drawn: its head): neither is given up
+        assert "678/12345" in lines[0] and {"━", "╸"} & set(lines[0]) and len(shown) >= 4

@@ -141,8 +141,10 @@ def progress_bar(show: bool):
         record written above it lost its last line (see `start`). So the least useful columns go first,
         then the description is cut with an ellipsis; nothing wraps."""
 
-        DROP_ORDER = (5, 4, (6, 7), 2)  # elapsed, then the rate, then the ETA, then the bar
-        BAR_MIN = 10  # columns: a bar narrower than this says nothing
+        # columns: 0 spinner, 1 description, 2 bar, 3 count, 4 rate, 5 elapsed, 6 "ETA", 7 time left
+        DROP_ORDER = (5, 4, (6, 7), 2, 0, 1)  # the count goes last: it is what a person looks for
+        BAR_MIN = 10  # a bar narrower than this says nothing
+        DESCRIPTION_MIN = 12  # "Summarising" whole; a longer label is cut before any column goes
 
         def start(self) -> None:
             # Rich's Live keeps the height of the display it last drew and, started again after a
@@ -172,25 +174,30 @@ def progress_bar(show: bool):
             if not hasattr(self, "live"):  # Rich renders once while it builds the display: no width yet
                 return dict.fromkeys(range(len(self.columns)))
             width = self.console.width - 1  # a line as wide as the screen leaves the cursor in its last column
-            needs = {}
-            for i, column in enumerate(self.columns):
-                needs[i] = (
-                    self.BAR_MIN
-                    if i == 2
-                    else max((self.console.measure(column(task)).maximum for task in tasks), default=0)
-                )
+            full = {
+                i: 40 if i == 2 else max((self.console.measure(column(task)).maximum for task in tasks), default=0)
+                for i, column in enumerate(self.columns)
+            }
+            needs = {**full, 1: min(full[1], self.DESCRIPTION_MIN), 2: self.BAR_MIN}
             kept = list(needs)
+
+            def used() -> int:
+                return sum(needs[i] for i in kept) + len(kept) - 1
+
             for drop in self.DROP_ORDER:
-                if sum(needs[i] for i in kept) + len(kept) - 1 <= width:
+                if used() <= width:
                     break
                 for i in drop if isinstance(drop, tuple) else (drop,):
                     kept.remove(i)
-            spare = width - (sum(needs[i] for i in kept) + len(kept) - 1)
             widths = {i: needs[i] for i in kept}
-            if 2 in widths:  # the bar takes what is left, up to Rich's own 40
-                widths[2] += max(0, min(spare, 40 - self.BAR_MIN))
-            elif spare < 0:  # still too wide: the description gives way
-                widths[1] = max(1, needs[1] + spare)
+            spare = width - used()
+            if spare < 0:  # only the count is left, and even it is too wide: cut it
+                widths[3] = max(1, widths[3] + spare)
+            for i in (1, 2):  # what is left goes to the whole description, then to the bar (Rich's 40)
+                if i in widths and spare > 0:
+                    more = min(spare, full[i] - needs[i])
+                    widths[i] += more
+                    spare -= more
             return widths
 
     return FittedProgress(
