@@ -1,5 +1,7 @@
 """Ctrl-C and SIGTERM, as the CLI takes them: each raises in the main thread (KeyboardInterrupt,
-Terminated), except inside `deferred()`, which holds it until a record or file is written whole.
+Terminated), except inside `deferred()`, which holds it until a record or file is written whole, or
+for GRACE seconds at most: a write to a pipe whose reader has stopped reading never ends, and a stop
+must not wait on it.
 
 Blocking the signals with a mask would not do: a signal the main thread blocks is delivered to another
 thread (the model's worker), and Python still runs its handler in the main thread at once.
@@ -15,6 +17,9 @@ from summarize_cli.errors import Terminated
 _held: list[int] = []  # signals that arrived while deferred
 _depth = 0
 _stopping = False  # the first signal is being acted on: later ones must not interrupt that
+_overdue = False  # a held signal waited GRACE seconds: it no longer waits for the write
+_cut = False  # the stop broke into a write (see cut_short)
+GRACE = 0.5  # seconds: a record or a file takes milliseconds to write; a stuck reader takes forever
 
 
 def install() -> None:
@@ -24,18 +29,49 @@ def install() -> None:
 
 
 def _handler(signum, frame) -> None:
-    if _depth or _stopping:  # a second Ctrl-C or TERM while the run winds down changes nothing
+    if _stopping:  # a second Ctrl-C or TERM while the run winds down changes nothing
+        return
+    if _depth and not _overdue:
         _held.append(signum)
+        if len(_held) == 1:
+            _start_grace(signum)
         return
     _raise(signum)
 
 
+def _start_grace(signum: int) -> None:
+    """After GRACE seconds, if the write still holds the signal, send it again to the main thread
+    itself (where the write is, and where Python runs handlers): its blocked write() returns EINTR and
+    the handler, the signal now overdue, raises there."""
+    import threading
+
+    main = threading.main_thread().ident
+
+    def overdue() -> None:
+        global _overdue
+        if _depth and _held and not _stopping:
+            _overdue = True
+            signal.pthread_kill(main, signum)
+
+    timer = threading.Timer(GRACE, overdue)
+    timer.daemon = True
+    timer.start()
+
+
 def _raise(signum: int) -> None:
-    global _stopping
+    global _stopping, _cut
     _stopping = True
+    _cut = bool(_depth)
+    _held.clear()
     if signum == signal.SIGINT:
         raise KeyboardInterrupt
     raise Terminated()
+
+
+def cut_short() -> bool:
+    """Whether the stop came in the middle of a write: the record then being written (to stdout, whose
+    reader had stopped reading) may be cut short; files are written whole or not at all."""
+    return _cut
 
 
 @contextlib.contextmanager
@@ -47,7 +83,5 @@ def deferred():
         yield
     finally:
         _depth -= 1
-        if not _depth and _held:
-            signum = _held[0]
-            _held.clear()
-            _raise(signum)
+        if not _depth and _held and not _stopping:
+            _raise(_held[0])

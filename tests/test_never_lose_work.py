@@ -497,6 +497,44 @@ def test_a_signal_during_the_model_load_still_reports_the_counts(tiny_model, tmp
     assert stderr.strip().splitlines()[-1] == "Terminated: 0 summarised, 6 left."
 
 
+def blocked_writing(pid: int) -> bool:
+    """The process's main thread sleeps in the kernel, writing to a full pipe (Linux's /proc)."""
+    return Path(f"/proc/{pid}/wchan").read_text().endswith("pipe_write")
+
+
+@pytest.mark.parametrize(
+    ("sig", "code", "word"), [(signal.SIGTERM, 143, "Terminated"), (signal.SIGINT, 130, "Interrupted")]
+)
+def test_a_signal_while_stdout_is_not_being_read_stops_at_once(tiny_model, tmp_path, sig, code, word):
+    """`summarize -f jsonl news/ | reader` whose reader has stopped reading: the write of a record blocks
+    on the full pipe. The signal waited for the record to be written whole, which never happened, so
+    the run hung until somebody read. Now it waits half a second, then stops: every record the reader
+    gets is whole and counted, and the stop says the one in the pipe's way was not written whole."""
+    folder = tmp_path / "news"
+    folder.mkdir()
+    story = "the harbour ferry returns on Monday after three years, the council said, and the crossings stay."
+    for i in range(400):
+        (folder / f"s{i:03d}.txt").write_text(f"{i}. {story}")
+    proc = subprocess.Popen(
+        [sys.executable, str(LAUNCHER), str(folder), "-m", "slow", "-f", "jsonl", *QUICK, "--max-length", "60"],
+        env=env_with(
+            tiny_model, SLOW="generate", STALL_AFTER="100000", SLOW_KEEP="40", SUMMARIZE_CACHE_DIR=str(tmp_path / "c")
+        ),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
+    wait_for(lambda: blocked_writing(proc.pid), 60, proc)  # 400 records are far more than a pipe holds
+    returncode, took, stderr = stop_and_time(proc, sig)
+    records = [json.loads(line) for line in proc.stdout.read().decode().splitlines()]
+    assert (returncode, took < 3.0) == (code, True), (took, stderr)
+    assert 0 < len(records) < 400
+    assert [r["source"] for r in records] == [str(folder / f"s{i:03d}.txt") for i in range(len(records))]
+    assert stderr.decode().splitlines() == [
+        f"{word}: {len(records)} summarised, {400 - len(records)} left.",
+        "The record being written to stdout was not written whole: its reader had stopped reading.",
+    ]
+
+
 def test_a_symlink_alias_to_a_tree_with_a_loop_reports_the_loop_once(tiny_model, tmp_path):
     root = tmp_path / "sl"
     (root / "real" / "sub").mkdir(parents=True)

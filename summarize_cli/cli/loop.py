@@ -14,8 +14,9 @@ from summarize_cli.errors import EXIT_SIGPIPE, SummarizeError, Terminated, signa
 from summarize_cli.inputs.language import detect_languages
 from summarize_cli.inputs.sources import STDIN, InputFile, is_dataset, listed_inputs, read_inputs
 from summarize_cli.outputs.report import RunReport
+from summarize_cli.outputs.sinks import FileSink
 from summarize_cli.run.plan import plan
-from summarize_cli.signals import deferred
+from summarize_cli.signals import cut_short, deferred
 from summarize_cli.specs import InputSpec, Job, OutputSpec, RaySpec, RunSpec
 
 
@@ -281,8 +282,13 @@ def _stream(results, sink, report: RunReport, show: bool) -> None:
         silence_stdout()
         raise typer.Exit(EXIT_SIGPIPE) from None
     except (KeyboardInterrupt, Terminated) as exc:
+        cut = cut_short() and not isinstance(sink, FileSink)
+        if cut:  # stdout's reader stopped reading: what is still buffered for it would block the exit
+            silence_stdout()
         _abandon(sink)
         lines, code = report.stopped(signal_exit(exc))
+        if cut:
+            lines.append("The record being written to stdout was not written whole: its reader had stopped reading.")
         say(lines)
         raise typer.Exit(code) from None
     except BaseException:
