@@ -4,6 +4,7 @@ sentence splitting in many languages."""
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pytest
 from conftest import SAMPLES, build_tiny_t5, run
@@ -49,6 +50,36 @@ def test_a_mixed_folder_is_routed_by_language_in_input_order(env_model, chinese_
     assert [r["model"] for r in records] == [str(env_model), str(chinese_model), str(env_model), str(env_model)]
     assert records[1]["unknown_token_share"] < 0.1  # the Chinese model reads it
     assert "cannot read" not in result.stderr
+
+
+GERMAN = (
+    "Die Stadt öffnet am Samstag den neuen Park am Fluss. Der Bürgermeister sagte, die Bürger hätten "
+    "lange darauf gewartet. Am Wochenende gibt es Musik, Spiele für Kinder und einen Markt."
+)
+UNSURE = "城市绿地 park open Saturday morning"  # detected as zh, but below the 0.5 confidence routes need
+
+
+def test_two_routes_and_a_low_confidence_document_each_go_where_the_readme_says(env_model, chinese_model, mixed):
+    """Two routes at once (zh to a model, de to the extractive method), and a document whose detected
+    language has a route but whose confidence is under 0.5: it goes to the default model."""
+    (mixed / "e-de.txt").write_text(GERMAN, encoding="utf-8")
+    (mixed / "f-unsure.txt").write_text(UNSURE, encoding="utf-8")
+    routes = ["--model-for", f"zh={chinese_model}", "--model-for", "de=extractive"]
+    result = run([str(mixed), *routes, "-f", "jsonl", *QUICK])
+    assert result.exit_code == 0, result.stderr
+    records = {Path(r["source"]).name: r for r in map(json.loads, result.stdout.splitlines())}
+    assert list(records) == ["a-en.txt", "b-zh.txt", "c-short.txt", "d-en.txt", "e-de.txt", "f-unsure.txt"]
+    took = {name: (r["language"], r["model"], r["method"]) for name, r in records.items()}
+    assert took == {
+        "a-en.txt": ("en", str(env_model), "abstractive"),
+        "b-zh.txt": ("zh", str(chinese_model), "abstractive"),
+        "c-short.txt": (records["c-short.txt"]["language"], str(env_model), "abstractive"),
+        "d-en.txt": ("en", str(env_model), "abstractive"),
+        "e-de.txt": ("de", "extractive", "extractive"),
+        "f-unsure.txt": ("zh", str(env_model), "abstractive"),
+    }
+    assert records["f-unsure.txt"]["language_confidence"] < 0.5 <= records["b-zh.txt"]["language_confidence"]
+    assert records["e-de.txt"]["summary"] in GERMAN  # its own sentences, whole
 
 
 def test_an_english_only_run_never_loads_the_chinese_model(env_model, tmp_path, samples):
