@@ -242,6 +242,46 @@ def test_cache_serves_unchanged_documents(echo_model, samples, tmp_path, monkeyp
     assert json.loads(run([path, "-f", "jsonl", *CACHED]).stdout)["cached"] is False
 
 
+SAMPLED = ["--do-sample", "--seed", "1"]
+
+
+@pytest.mark.parametrize(
+    ("before", "after"),
+    [
+        ([], ["--num-beams", "3"]),
+        ([], ["--min-length", "3"]),
+        ([], ["--length-penalty", "1.5"]),
+        ([], ["--no-repeat-ngram-size", "2"]),
+        ([], ["--prefix", "summarise: "]),
+        ([], ["--length", "long"]),
+        ([], ["--force"]),
+        ([], ["--long", "truncate"]),
+        ([], ["--method", "extractive"]),
+        ([], SAMPLED),
+        (SAMPLED, ["--do-sample", "--seed", "2"]),
+        (SAMPLED, [*SAMPLED, "--temperature", "0.5"]),
+        (SAMPLED, [*SAMPLED, "--top-p", "0.5"]),
+        (SAMPLED, [*SAMPLED, "--top-k", "5"]),
+    ],
+    ids=lambda args: " ".join(args) or "defaults",
+)
+def test_every_choice_that_shapes_a_summary_is_in_its_cache_key(
+    echo_model, samples, tmp_path, monkeypatch, before, after
+):
+    """The README's key, beyond --max-length: a summary made one way is never served for another, and
+    the same choices made again are served from the cache."""
+    monkeypatch.setenv("SUMMARIZE_CACHE_DIR", str(tmp_path))
+    path = str(samples / "solar-school.txt")
+
+    def cached(args: list[str]) -> bool:
+        result = run([path, "-f", "jsonl", "-q", *args])  # no lengths given: --length can set them
+        assert result.exit_code == 0, result.stderr
+        return json.loads(result.stdout)["cached"]
+
+    assert (cached(before), cached(before)) == (False, True)
+    assert (cached(after), cached(after)) == (False, True)
+
+
 def test_unseeded_sampling_is_never_cached(echo_model, samples):
     path = str(samples / "library-robots.md")
     args = [path, "-f", "jsonl", "--do-sample", "--num-beams", "1", "--max-length", "8", "-q"]
