@@ -66,6 +66,30 @@ def test_huge_file_is_refused_without_reading_it_whole(echo_model, tmp_path):
     assert result.stdout == f"==> {small} <==\n{echo_model.summary(article(3))}\n"
 
 
+def test_endless_plain_stdin_is_refused_at_the_limit_without_reading_on(tiny_model, tmp_path):
+    """`yes | summarize --max-input-bytes 100000`: plain stdin is one document, read only up to the
+    limit; the run ends at once with that one failure, and stdout stays empty."""
+    producer = subprocess.Popen(["yes", "The harbour ferry returns on Monday."], stdout=subprocess.PIPE)
+    try:
+        done = subprocess.run(
+            [sys.executable, "-m", "summarize_cli", "-m", str(tiny_model), "--max-input-bytes", "100000", "-q"],
+            stdin=producer.stdout,
+            capture_output=True,
+            text=True,
+            timeout=60,
+            env={**os.environ, "SUMMARIZE_CACHE_DIR": str(tmp_path)},
+        )
+    finally:
+        producer.kill()
+        producer.wait()
+    assert (done.returncode, done.stdout) == (1, "")
+    assert done.stderr.splitlines() == [
+        "Failed <stdin>: larger than --max-input-bytes (100,000 bytes)",
+        "1 input failed:",
+        "  <stdin>: larger than --max-input-bytes (100,000 bytes)",
+    ]
+
+
 def test_long_line_without_punctuation_is_still_chunked(echo_model, tmp_path):
     line = tmp_path / "line.txt"
     text = " ".join(["harbour ferry council night crew"] * 400)
