@@ -177,3 +177,39 @@ def test_sentences_keep_abbreviations_and_split_chinese():
     assert lead("Dr. Smith met U.S. officials. They talked. They left. They came back.") == (
         "Dr. Smith met U.S. officials. They talked. They left."
     )
+
+
+def test_the_plain_detector_agrees_with_py3langid_and_never_imports_numpy(tmp_path, samples):
+    """Detection reads the cached model without numpy (whose import cost a one-off more than detecting);
+    on every sample, on slices of them and on short, mixed, shouted and empty texts it picks py3langid's
+    language with py3langid's confidence (to four decimals)."""
+    import subprocess
+    import sys
+
+    from py3langid import langid
+
+    from summarize_cli.inputs.language import LANGUAGES, PlainIdentifier, _cached_model_folder, _load
+
+    texts = [p.read_text(encoding="utf-8")[:2000] for p in sorted(samples.iterdir())]
+    texts += [t[i : i + n] for t in texts for i, n in ((0, 40), (100, 12), (300, 200))]
+    texts += [
+        GERMAN,
+        UNSURE,
+        "Ok.",
+        "",
+        "THE FERRY RETURNS ON MONDAY",
+        "Привет, как дела? Сегодня хорошая погода.",
+        *CHINESE,
+    ]
+    _load()  # the cached arrays, made once
+    plain = PlainIdentifier(_cached_model_folder())
+    full = langid.LanguageIdentifier.from_model_file(langid.MODEL_FILE, norm_probs=True)
+    full.set_languages(LANGUAGES)
+    for text in texts:
+        language, confidence = full.classify(text)
+        mine = plain.classify(text)
+        assert (mine[0], round(mine[1], 4)) == (language, round(confidence, 4)), text
+    probe = "from summarize_cli.inputs.language import Detector; import sys; "
+    probe += "print(Detector.detect('Die Stadt öffnet am Samstag den neuen Park.').language, 'numpy' in sys.modules)"
+    done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=60)
+    assert (done.returncode, done.stdout) == (0, "de False\n"), done.stderr

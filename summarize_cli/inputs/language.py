@@ -94,15 +94,16 @@ class Detector:
 
 
 def _load():
+    """The cut-down model from the cache folder, read in plain Python (PlainIdentifier); made there once,
+    with py3langid and numpy, when it is missing. A cache that cannot be written keeps py3langid's own."""
+    folder = _cached_model_folder()
+    try:
+        return PlainIdentifier(folder)
+    except (OSError, ValueError, KeyError, SyntaxError):
+        pass
     import numpy as np
     from py3langid import langid
 
-    folder = _cached_model_folder()
-    try:  # memory-mapped: the 40 MB trie costs nothing until pages of it are read
-        data = {name: np.load(folder / f"{name}.npy", mmap_mode="r") for name in _ARRAYS}
-        return _identifier(langid, data)
-    except (OSError, ValueError, KeyError):
-        pass
     full = langid.LanguageIdentifier.from_model_file(langid.MODEL_FILE, norm_probs=True)
     full.set_languages(LANGUAGES)
     _save(
@@ -116,32 +117,123 @@ def _load():
             "out_feat": np.asarray(full.tk_output, dtype=np.int64),
         },
     )
-    return full
+    try:
+        return PlainIdentifier(folder)
+    except (OSError, ValueError, KeyError, SyntaxError):
+        return full
 
 
-_ARRAYS = ("ptc", "pc", "classes", "nextmove", "nextmove_row", "out_feat")
+class PlainIdentifier:
+    """py3langid's classify() (0.4: a byte DFA finds the features, naive Bayes scores them, a softmax at
+    temperature sqrt(bytes) gives the confidence) over the cached arrays, memory-mapped, without numpy:
+    numpy's import alone took longer than detecting a document, and a one-off run paid it before its
+    first batch. Scores are summed in float64 where py3langid uses float32, so a confidence may differ
+    from py3langid's in its sixth decimal; the language chosen is the same."""
+
+    def __init__(self, folder):
+        import struct
+
+        self.nextmove = _npy(folder / "nextmove.npy", "<u4").cast("I")
+        self.row = _npy(folder / "nextmove_row.npy", "<u2").cast("H")
+        self.out = _npy(folder / "out_feat.npy", "<i8").cast("q")
+        self.pc = _npy(folder / "pc.npy", "<f4").cast("f").tolist()
+        names = bytes(_npy(folder / "classes.npy", "<U2")).decode("utf-32-le")
+        self.classes = [names[i : i + 2].rstrip("\0") for i in range(0, len(names), 2)]
+        self.ptc = _npy(folder / "ptc.npy", "<f2")
+        width = len(self.classes)
+        if len(self.pc) != width or len(self.ptc) % (2 * width) or len(self.row) != len(self.out):
+            raise ValueError("the cached language model's arrays do not agree")
+        self._row_of = struct.Struct(f"<{width}e").unpack_from  # one feature's scores (float16)
+        first: dict[str, int] = {}
+        self._aliases = []  # (first, duplicate) columns of a label given twice, as py3langid folds them
+        for i, name in enumerate(self.classes):
+            if name in first:
+                self._aliases.append((first[name], i))
+            else:
+                first.setdefault(name, i)
+
+    def classify(self, text: str) -> tuple[str, float]:
+        import math
+        import unicodedata
+
+        if text.isupper():
+            text = text.lower()
+        data = unicodedata.normalize("NFC", text).encode("utf8", "surrogatepass")
+        nextmove, row, out = self.nextmove, self.row, self.out
+        state, counts = 0, {}
+        for byte in data:
+            state = nextmove[(row[state] << 8) + byte]
+            feature = out[state]
+            if feature >= 0:
+                counts[feature] = counts.get(feature, 0) + 1
+        width = len(self.classes)
+        if counts:
+            scores = list(self.pc)
+            row_of, ptc, step = self._row_of, self.ptc, 2 * width
+            for feature, times in counts.items():
+                weight = math.log1p(times)
+                scores = [s + weight * x for s, x in zip(scores, row_of(ptc, feature * step), strict=True)]
+        else:  # no features: every language alike
+            scores = [0.0] * width
+        scale = 1.0 / math.sqrt(len(data) or 1)
+        top = max(scores) * scale
+        probs = [math.exp(s * scale - top) for s in scores]
+        total = sum(probs)
+        probs = [p / total for p in probs]
+        for i, j in self._aliases:
+            probs[i] += probs[j]
+            probs[j] = 0.0
+        best = max(range(width), key=probs.__getitem__)
+        return self.classes[best], probs[best]
 
 
-def _identifier(langid, data):
-    import numpy as np
+def _npy(path, dtype: str) -> memoryview:
+    """The data of a one-dimensional or C-ordered .npy file of `dtype`, memory-mapped (no numpy)."""
+    import ast
+    import mmap
+    import struct
+    import sys
 
-    return langid.LanguageIdentifier(
-        data["ptc"],
-        np.array(data["pc"]),
-        data["classes"].tolist(),
-        data["nextmove"],
-        data["out_feat"].tolist(),
-        norm_probs=True,
-        tk_row=data["nextmove_row"].tolist(),
+    if sys.byteorder != "little":
+        raise ValueError("the cached arrays are little-endian")
+    with open(path, "rb") as handle:
+        mapped = mmap.mmap(handle.fileno(), 0, access=mmap.ACCESS_READ)
+    if mapped[:6] != b"\x93NUMPY":
+        raise ValueError(f"{path} is not a .npy file")
+    size, start = (
+        (struct.unpack_from("<H", mapped, 8)[0], 10) if mapped[6] == 1 else (struct.unpack_from("<I", mapped, 8)[0], 12)
     )
+    header = ast.literal_eval(mapped[start : start + size].decode("latin1"))
+    if header["descr"] != dtype or header["fortran_order"]:
+        raise ValueError(f"{path} holds {header['descr']}, not {dtype}")
+    return memoryview(mapped)[start + size :]
 
 
 def _cached_model_folder():
-    from py3langid import __version__ as version
-
     from summarize_cli.dirs import cache_dir
 
+    version = _py3langid_version()
+
     return cache_dir() / f"langid-{version}-{len(LANGUAGES)}"
+
+
+def _py3langid_version() -> str:
+    """py3langid's version, read from its __init__.py: importing the package imports numpy (the cost
+    PlainIdentifier saves), and importlib.metadata takes tens of milliseconds."""
+    import importlib.util
+    import re
+
+    spec = importlib.util.find_spec("py3langid")
+    try:
+        with open(spec.origin, encoding="utf-8") as handle:
+            found = re.search(r"""^__version__ = ['"]([^'"]+)['"]""", handle.read(), re.MULTILINE)
+    except (AttributeError, TypeError, OSError):
+        found = None
+    if found:
+        return found.group(1)
+    from py3langid import __version__
+
+    return __version__
 
 
 def _save(folder, arrays) -> None:
