@@ -79,6 +79,14 @@ def main() -> None:
     if not SHARED.is_dir():
         sys.exit(f"needs {SHARED} (make_model.py, corpus.jsonl, baseline.py)")
     args.work.mkdir(parents=True, exist_ok=True)
+    # measured as an installed package runs: pip compiles its modules at install, while an editable tree
+    # under PYTHONDONTWRITEBYTECODE=1 (set on these machines) recompiles every changed module at every start
+    subprocess.run(
+        [sys.executable, "-m", "compileall", "-q", str(ROOT / "summarize_cli")],
+        check=True,
+        env={k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"},
+        stdout=subprocess.DEVNULL,
+    )
     corpus = args.work / f"corpus-{args.docs}.jsonl"
     lines = (SHARED / "corpus.jsonl").read_text(encoding="utf-8").splitlines()[: args.docs]
     corpus.write_text("\n".join(lines) + "\n", encoding="utf-8")
@@ -464,8 +472,11 @@ print(json.dumps({"truncate": sorted(times)[1], "map-reduce": sorted(reduce_time
 def _engine_floor(cache: Path | str, model: Path, article: Path, corpus: Path) -> dict[str, float]:
     """CTranslate2's translate_batch alone, in a process that has already loaded everything: what no
     change above the engine can beat on this machine (4 beams, the model's own settings)."""
-    [folder] = [p for p in (Path(cache) / "ctranslate2").glob("*-int8") if p.is_dir()]
-    from summarize_cli.model.backends import physical_cores
+    from summarize_cli.model.backends import ct2_backend, physical_cores
+    from summarize_cli.model.source import resolve_model
+
+    os.environ["SUMMARIZE_CACHE_DIR"] = str(cache)  # the conversion of this model, beside any other
+    folder = ct2_backend.converted_dir(resolve_model(str(model), offline=True), "int8")
 
     cores = str(physical_cores())
     out = subprocess.run(

@@ -331,7 +331,7 @@ def test_the_progress_display_is_one_line_short_of_the_width(cols, monkeypatch):
     from summarize_cli.cli import common
 
     console = Console(file=io.StringIO(), width=cols, force_terminal=True, color_system=None)
-    monkeypatch.setattr(common, "stderr", console)
+    monkeypatch.setattr(common.LazyConsole, "_console", console)
     progress = common.progress_bar(True)
     task = progress.add_task("Summarising (a long label for a compared run)", total=12345)
     progress.update(task, completed=678)

@@ -8,7 +8,6 @@ import os
 import sys
 
 import typer
-from rich.console import Console
 from typer.core import TyperCommand, TyperGroup
 
 from summarize_cli.errors import (
@@ -21,7 +20,31 @@ from summarize_cli.errors import (
     UsageError,
 )
 
-stderr = Console(stderr=True, highlight=False, soft_wrap=True)
+
+class LazyConsole:
+    """The stderr Rich console, made on first use: Rich's import (tens of milliseconds) is paid by a run
+    that shows a display or a spinner, never by one in a pipeline, a job or a -q run, whose messages are
+    plain lines (see say)."""
+
+    _console = None
+
+    def get(self):
+        if LazyConsole._console is None:
+            from rich.console import Console
+
+            hook_broken_pipe()
+            LazyConsole._console = Console(stderr=True, highlight=False, soft_wrap=True)
+        return LazyConsole._console
+
+    @property
+    def made(self) -> bool:
+        return LazyConsole._console is not None
+
+    def __getattr__(self, name: str):
+        return getattr(self.get(), name)
+
+
+stderr = LazyConsole()
 
 
 def silence_stdout() -> None:
@@ -33,7 +56,7 @@ def silence_stdout() -> None:
         pass
 
 
-def _closed_pipe(console: Console) -> None:
+def _closed_pipe(console) -> None:
     """Rich's answer to a closed stdout, with the exit code every other closed pipe gets here (141, not
     Rich's 1): Typer prints --help through a Rich console of its own, so the hook is set on the class."""
     if console.quiet:
@@ -42,7 +65,11 @@ def _closed_pipe(console: Console) -> None:
     raise SystemExit(EXIT_SIGPIPE)
 
 
-Console.on_broken_pipe = _closed_pipe
+def hook_broken_pipe() -> None:
+    """Rich's consoles, Typer's own for --help and usage errors included, end a closed pipe with 141."""
+    from rich.console import Console
+
+    Console.on_broken_pipe = _closed_pipe
 
 
 def print_result(text: str) -> None:
@@ -61,9 +88,18 @@ def print_result(text: str) -> None:
 
 
 def say(lines: list[str]) -> None:
-    """Messages for the user, on stderr, never read as markup."""
-    for line in lines:
-        stderr.print(line, markup=False)
+    """Messages for the user, on stderr, never read as markup: through the Rich console once it is made
+    (a live display then steps aside for them), else as plain lines."""
+    if stderr.made:
+        for line in lines:
+            stderr.print(line, markup=False)
+        return
+    try:
+        sys.stderr.write("".join(f"{line}\n" for line in lines))
+        sys.stderr.flush()
+    except BrokenPipeError:  # as Rich's console would end it
+        silence_stdout()
+        raise SystemExit(EXIT_SIGPIPE) from None
 
 
 def handle_errors(command):
@@ -111,8 +147,10 @@ def show_progress(quiet: bool) -> bool:
 
 
 def progress_bar(show: bool):
-    """Documents done/total, rate and ETA on stderr; hidden when `show` is false. (Rich's progress
-    machinery is imported here, not at start: `--help` and `--version` never need it.)"""
+    """Documents done/total, rate and ETA on stderr; a stand-in that shows nothing when `show` is false.
+    (Rich's progress machinery is imported here, and only for a display: a hidden one never needs it.)"""
+    if not show:
+        return NoProgress()
     from rich.progress import (
         BarColumn,
         MofNCompleteColumn,
@@ -209,10 +247,25 @@ def progress_bar(show: bool):
         TimeElapsedColumn(),
         TextColumn("ETA"),
         TimeRemainingColumn(),
-        console=stderr,
-        disable=not show,
+        console=stderr.get(),
         transient=True,
     )
+
+
+class NoProgress:
+    """Stands in for the progress display when it is hidden."""
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        return False
+
+    def add_task(self, *args, **kwargs) -> int:
+        return 0
+
+    def advance(self, *args, **kwargs) -> None:
+        pass
 
 
 class OutOfTheWay:
@@ -303,6 +356,8 @@ class DefaultGroup(TyperGroup):
         paths in the middle of a name at the terminal's width."""
         if not standalone_mode:
             return super().main(args, prog_name, complete_var, standalone_mode=False, **extra)
+        if {"--help", "-h"} & set(sys.argv[1:] if args is None else args):
+            hook_broken_pipe()  # Typer's help is drawn by a Rich console of its own
         try:
             extra.setdefault("default_map", self.config_defaults())
         except SummarizeError as exc:

@@ -131,7 +131,6 @@ class PlainIdentifier:
     from py3langid's in its sixth decimal; the language chosen is the same."""
 
     def __init__(self, folder):
-        import struct
 
         self.nextmove = _npy(folder / "nextmove.npy", "<u4").cast("I")
         self.row = _npy(folder / "nextmove_row.npy", "<u2").cast("H")
@@ -143,7 +142,6 @@ class PlainIdentifier:
         width = len(self.classes)
         if len(self.pc) != width or len(self.ptc) % (2 * width) or len(self.row) != len(self.out):
             raise ValueError("the cached language model's arrays do not agree")
-        self._row_of = struct.Struct(f"<{width}e").unpack_from  # one feature's scores (float16)
         first: dict[str, int] = {}
         self._aliases = []  # (first, duplicate) columns of a label given twice, as py3langid folds them
         for i, name in enumerate(self.classes):
@@ -154,6 +152,7 @@ class PlainIdentifier:
 
     def classify(self, text: str) -> tuple[str, float]:
         import math
+        import struct
         import unicodedata
 
         if text.isupper():
@@ -167,12 +166,15 @@ class PlainIdentifier:
             if feature >= 0:
                 counts[feature] = counts.get(feature, 0) + 1
         width = len(self.classes)
-        if counts:
-            scores = list(self.pc)
-            row_of, ptc, step = self._row_of, self.ptc, 2 * width
-            for feature, times in counts.items():
-                weight = math.log1p(times)
-                scores = [s + weight * x for s, x in zip(scores, row_of(ptc, feature * step), strict=True)]
+        if counts:  # naive Bayes: the prior plus each feature's row, weighted by log(1 + its count)
+            from operator import mul
+
+            step = 2 * width  # bytes in a row of float16
+            ptc = self.ptc
+            rows = b"".join([ptc[f * step : f * step + step] for f in counts])
+            flat = struct.unpack(f"<{len(counts) * width}e", rows)  # one call: the rows, one after another
+            weights = [math.log1p(times) for times in counts.values()]
+            scores = [prior + sum(map(mul, weights, flat[c::width])) for c, prior in enumerate(self.pc)]
         else:  # no features: every language alike
             scores = [0.0] * width
         scale = 1.0 / math.sqrt(len(data) or 1)
