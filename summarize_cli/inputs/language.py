@@ -62,6 +62,17 @@ MIN_LETTERS = 12
 _SAMPLE = 2000  # characters looked at: enough to tell, and the cost stays flat for long documents
 
 
+def _has_letters(text: str, enough: int = MIN_LETTERS) -> bool:
+    """Whether the text has `enough` letters: counted until there are, not over the whole sample."""
+    letters = 0
+    for ch in text:
+        if ch.isalpha():
+            letters += 1
+            if letters >= enough:
+                return True
+    return False
+
+
 @dataclass(frozen=True)
 class Detected:
     """A document's language and how sure the detector is; `routable` when sure enough to route on."""
@@ -88,9 +99,8 @@ class Detector:
     def detect(cls, text: str) -> Detected:
         sample = text[:_SAMPLE]
         language, confidence = cls.identifier().classify(sample)
-        letters = sum(ch.isalpha() for ch in sample)
         confidence = round(float(confidence), 4)
-        return Detected(str(language), confidence, confidence >= MIN_CONFIDENCE and letters >= MIN_LETTERS)
+        return Detected(str(language), confidence, confidence >= MIN_CONFIDENCE and _has_letters(sample))
 
 
 def _load():
