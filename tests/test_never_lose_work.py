@@ -644,3 +644,24 @@ def test_skip_existing_counts_a_source_once_per_record_it_has(echo_model, tmp_pa
     assert [r["summary"] for r in records] == [
         echo_model.summary(f"{n} row {i}.") for n in ("a.jsonl", "b.jsonl") for i in range(3)
     ]
+
+
+def test_a_null_text_is_skipped_alike_in_jsonl_and_parquet(echo_model, tmp_path):
+    """A row whose text is a missing value: JSONL's null failed the row (exit 1) where Parquet's null was
+    read as an empty text and skipped. Both are now skipped, with the same line, and the run succeeds."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    rows = [{"id": "a", "text": "The harbour ferry returns on Monday, the council said."}, {"id": "b", "text": None}]
+    jsonl = tmp_path / "rows.jsonl"
+    jsonl.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    parquet = tmp_path / "rows.parquet"
+    pq.write_table(pa.Table.from_pylist(rows), parquet)
+    outcomes = []
+    for path in (jsonl, parquet):
+        result = run([str(path), "-f", "jsonl", *FAST])
+        records = [json.loads(line) for line in result.stdout.splitlines()]
+        outcomes.append((result.exit_code, [r["source"] for r in records], result.stderr.splitlines()))
+    assert outcomes == [
+        (0, ["a"], [f"Skipped b: {where} 2: no text (null)", "1 input skipped."]) for where in ("line", "row")
+    ]

@@ -376,6 +376,9 @@ def _read_bounded(handle: BinaryIO, limit: int) -> bytes:
     return b"".join(chunks)
 
 
+NULL_TEXT = "no text (null)"  # a dataset row whose text is a missing value, in JSONL or Parquet alike
+
+
 def make_document(source: str, text: str, relpath: Path, path: Path | None = None) -> Document:
     """A Document, or SkippedInput when the text holds nothing to summarise."""
     if not has_content(text):
@@ -402,6 +405,8 @@ def read_dataset(item: InputFile, max_input_bytes: int, text_column: str, id_col
             for number, (key, text) in enumerate(parquet_rows(item.path, text_column, id_column), start=1):
                 source = key or f"{item.display}:{number}"
                 try:
+                    if text is None:
+                        raise SkippedInput(NULL_TEXT)
                     if len(text.encode("utf-8", "surrogatepass")) > max_input_bytes:
                         raise InputError(f"larger than --max-input-bytes ({max_input_bytes:,} bytes)")
                     yield make_document(source, text, folder / _row_relpath(key, "row", number))
@@ -413,8 +418,8 @@ def read_dataset(item: InputFile, max_input_bytes: int, text_column: str, id_col
         yield Problem(item.display, str(exc), skipped=exc.skipped)
 
 
-def parquet_rows(path: Path, text_column: str, id_column: str) -> Iterator[tuple[str, str]]:
-    """(id, text) pairs of a Parquet file, read a row group at a time."""
+def parquet_rows(path: Path, text_column: str, id_column: str) -> Iterator[tuple[str, str | None]]:
+    """(id, text) pairs of a Parquet file, read a row group at a time; a null text is None."""
     try:
         import pyarrow.parquet as pq
     except ImportError:
@@ -431,7 +436,7 @@ def parquet_rows(path: Path, text_column: str, id_column: str) -> Iterator[tuple
         texts = batch.column(text_column).to_pylist()
         ids = batch.column(id_column).to_pylist() if id_column in names else [None] * len(texts)
         for row_id, text in zip(ids, texts, strict=True):
-            yield ("" if row_id is None else str(row_id)), (text or "")
+            yield ("" if row_id is None else str(row_id)), text
 
 
 def read_jsonl(
@@ -471,6 +476,11 @@ def read_jsonl(
             yield Problem(line_name, f"not valid JSON ({exc})")
             continue
         url = record.get("url") if isinstance(record, dict) else None
+        if isinstance(record, dict) and text_field in record and record[text_field] is None and url is None:
+            key = record.get(id_field)  # a missing value, as a Parquet null is: skipped, never a failure
+            source = line_name if key is None else str(key)
+            yield Problem(source, NULL_TEXT if key is None else f"line {number}: {NULL_TEXT}", skipped=True)
+            continue
         if not isinstance(record, dict) or not (
             isinstance(record.get(text_field), str) or (isinstance(url, str) and is_url(url))
         ):
