@@ -48,6 +48,7 @@ class Result:
     sources: list[str] | None = None  # --combine: the inputs this one summary was made from
     cached: bool = False
     run_info: dict | None = None
+    fallback: bool = False  # made extractively because the model could not be had (--method auto)
     sent_tokens: int = 0  # --long truncate: the tokens the model was given (0: all input_tokens); an int
     # in every row, so Ray Data's blocks keep one schema
 

@@ -41,7 +41,7 @@ class RunReport:
         """A summary was written: its warnings, each naming the document, until a kind recurs past FEW."""
         self.done += 1
         self.passed_through += result.passthrough
-        self.extractive += (result.run_info or self.run_info).get("method") == "extractive"
+        self.extractive += result.fallback
         if result.unknown_share > UNKNOWN_WARNING_SHARE:
             self.unreadable.append(result)
         lines = []

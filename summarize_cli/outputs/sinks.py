@@ -279,6 +279,8 @@ def parquet_row(row: dict) -> dict:
         if column in row:
             row[column] = json.dumps(row[column], ensure_ascii=False)
     row["final_url"] = row["final_url"] or ""  # a string column even where no row came from a URL
+    if "precision" in row:  # the extractive method has none: still a string column, as a model's rows have
+        row["precision"] = row["precision"] or ""
     if "language" in row:
         row["language"] = row["language"] or ""
         confidence = row["language_confidence"]

@@ -20,6 +20,7 @@ class ReadyRun:
     cache: object | None = None  # summarize_cli.run.cache.ResultCache
     stage: object | None = None  # summarize_cli.run.cache.CacheStage over `cache`
     warnings: list[str] = field(default_factory=list)  # to show once, before any result
+    fallback: bool = False  # the extractive method standing in for a model that could not be had
     _cache_warned: bool = False
 
     @property
@@ -36,9 +37,12 @@ class ReadyRun:
         return self.engine.run_info(self.settings)
 
     def summarize(self, items: Iterable[Document | Problem]) -> Iterator[Result | Problem]:
-        if self.stage is None:
-            return self.summarizer.summarize(items)
-        return self.stage.around(self.summarizer.summarize, items)
+        results = (
+            self.summarizer.summarize(items)
+            if self.stage is None
+            else self.stage.around(self.summarizer.summarize, items)
+        )
+        return _as_fallback(results) if self.fallback else results
 
     def late_warnings(self) -> list[str]:
         """Warnings that arose during the run (the cache failed), each said once."""
@@ -62,6 +66,14 @@ class ReadyRun:
     def close(self) -> None:
         if self.cache is not None:
             self.cache.close()
+
+
+def _as_fallback(results: Iterable[Result | Problem]) -> Iterator[Result | Problem]:
+    """The results of a fallback run, marked so: the report counts them, a route's own choice not."""
+    for result in results:
+        if isinstance(result, Result):
+            result.fallback = True
+        yield result
 
 
 class RoutedRun:
@@ -163,7 +175,9 @@ def _build_one(spec: RunSpec, on_status: Callable[[str], None]) -> ReadyRun:
             f"{exc.reason}, so these summaries are extractive (each document's own most central sentences; "
             f"--method abstractive makes this an error). To get the model, {exc.how}"
         )
-        return _build_extractive(spec, [note])
+        run = _build_extractive(spec, [note])
+        run.fallback = True
+        return run
     overrides = spec.generation.overrides()
     settings = resolve(engine.source.path, overrides, spec.generation.length)
     limit = output_limit(engine.source.config, engine.tokenizer.model_max_length)
