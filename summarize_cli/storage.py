@@ -52,6 +52,39 @@ def _filesystem(scheme_and_authority: str):
         return PyFileSystem(FSSpecHandler(fsspec.filesystem(scheme)))
 
 
+def short_reason(text: str) -> str:
+    """An object store's error as the line a user needs: pyarrow's AWS text ("When listing objects under
+    key 'in/' in bucket 'b': AWS Error NO_SUCH_BUCKET during ListObjectsV2 operation: The specified bucket
+    does not exist (Request ID: ...)") becomes "bucket 'b': the specified bucket does not exist
+    (NO_SUCH_BUCKET)"; any other text is kept as it is."""
+    import re
+
+    found = re.search(r"AWS Error (\w+) during \w+ operation: ?(.*?)(?: \(Request ID: [^)]*\))?\s*$", text, re.S)
+    if found is None:
+        return text
+    code, message = found.group(1), found.group(2).strip().rstrip(".")
+    message = message[:1].lower() + message[1:] if message else code.replace("_", " ").lower()
+    bucket = re.search(r"in bucket '([^']+)'", text)
+    return f"{f'bucket {bucket.group(1)!r}: ' if bucket else ''}{message} ({code})"
+
+
+def _plain_errors(method):
+    """The remote operation's OSError with its reason shortened (see short_reason)."""
+    import functools
+
+    @functools.wraps(method)
+    def wrapper(*args, **kwargs):
+        try:
+            return method(*args, **kwargs)
+        except OSError as exc:
+            shorter = short_reason(str(exc))
+            if shorter == str(exc):
+                raise
+            raise OSError(shorter) from None
+
+    return wrapper
+
+
 class RemotePath:
     """A file or folder on a remote filesystem, named by its URI; what the stages need of a Path."""
 
@@ -121,6 +154,7 @@ class RemotePath:
     def resolve(self) -> RemotePath:
         return self
 
+    @_plain_errors
     def _type(self):
         from pyarrow.fs import FileType
 
@@ -136,6 +170,7 @@ class RemotePath:
     def is_file(self) -> bool:
         return self._type() == "file"
 
+    @_plain_errors
     def files(self) -> list[RemotePath]:
         """Every file below this folder, in sorted order."""
         from pyarrow.fs import FileSelector, FileType
@@ -143,17 +178,20 @@ class RemotePath:
         found = self.fs.get_file_info(FileSelector(self.key, recursive=True))
         return sorted((RemotePath(f"{self.scheme}://{i.path}") for i in found if i.type == FileType.File), key=str)
 
+    @_plain_errors
     def open_read(self):
         """A buffered binary file (pyarrow's own has no readline)."""
         import io
 
         return io.BufferedReader(self.fs.open_input_file(self.key), buffer_size=1 << 20)
 
+    @_plain_errors
     def write_bytes(self, data: bytes) -> None:
         """The whole object in one write: readers see the old object or the new one, never part of it."""
         with self.fs.open_output_stream(self.key) as stream:
             stream.write(data)
 
+    @_plain_errors
     def unlink(self) -> None:
         self.fs.delete_file(self.key)
 

@@ -148,3 +148,24 @@ def test_an_output_folder_inside_the_walked_bucket_is_never_read(echo_model, buc
         f"in/out/{name}/in/deep/robots.md.summary.txt",
         f"in/out/{name}/in/harbour.txt.summary.txt",
     ]
+
+
+def test_a_missing_bucket_is_one_short_line_as_input_and_as_output(echo_model, bucket, tmp_path):
+    """pyarrow's AWS text (the operation, the key, a request id) shortened to what the user must fix."""
+    missing = f"gone-{time.monotonic_ns()}"
+    reason = f"bucket '{missing}': the specified bucket does not exist (NO_SUCH_BUCKET)"
+    read = run([f"s3://{missing}/in/", *FAST])
+    assert (read.exit_code, read.stderr.splitlines()) == (
+        1,
+        [
+            f"Failed s3://{missing}/in/: cannot read ({reason})",
+            "1 input failed:",
+            f"  s3://{missing}/in/: cannot read ({reason})",
+        ],
+    )
+    article = tmp_path / "a.txt"
+    article.write_text("The harbour ferry returns on Monday, the council said on Friday.")
+    for output in (["-o", f"s3://{missing}/out/"], ["--output", f"s3://{missing}/all.jsonl"]):
+        written = run([str(article), *output, *FAST])
+        target = f"s3://{missing}/out/a.txt.summary.txt" if output[0] == "-o" else output[1]
+        assert (written.exit_code, written.stderr) == (1, f"Error: cannot write {target}: {reason}\n")
