@@ -37,6 +37,20 @@ def usable_cpus() -> int:
         return os.cpu_count() or 1
 
 
+MAX_RAY_THREADS = 1024  # per Ray worker: each node's own CPUs are checked when the cluster is joined
+
+
+def check_threads(model: ModelSpec, on_ray: bool) -> None:
+    """--threads for where the model runs: this machine's CPUs for a local run (the driver's would wrongly
+    bound a cluster's larger nodes, which Cluster checks instead), a sane bound on Ray."""
+    if model.threads is None:
+        return
+    if not on_ray and model.threads > usable_cpus():
+        raise UsageError("--threads", f"must be between 1 and {usable_cpus()}, the CPUs here (got {model.threads})")
+    if on_ray and model.threads > MAX_RAY_THREADS:
+        raise UsageError("--threads", f"must be between 1 and {MAX_RAY_THREADS} (got {model.threads})")
+
+
 def _set(spec, name: str, value) -> None:
     """Normalise a field of a frozen spec while it is being made."""
     object.__setattr__(spec, name, value)
@@ -96,8 +110,8 @@ class ModelSpec:
             raise UsageError("--method", f"{self.method!r}: give one of {', '.join(METHODS)}")
         if not DEVICES.fullmatch(self.device):
             raise UsageError("--device", f"{self.device!r}: give auto, cpu, cuda, cuda:N (N a number) or mps")
-        if self.threads is not None and not 1 <= self.threads <= usable_cpus():
-            raise UsageError("--threads", f"must be between 1 and {usable_cpus()}, the CPUs here (got {self.threads})")
+        if self.threads is not None and self.threads < 1:
+            raise UsageError("--threads", f"must be 1 or more (got {self.threads})")
         if self.batch_size is not None and not 1 <= self.batch_size <= MAX_BATCH_SIZE:
             raise UsageError("--batch-size", f"must be between 1 and {MAX_BATCH_SIZE} (got {self.batch_size})")
 
@@ -273,6 +287,7 @@ class Job:
     clear_cache: bool = False  # empty the result cache and stop
 
     def __post_init__(self) -> None:
+        check_threads(self.run.model, on_ray=self.ray.enabled)
         if self.clear_cache and self.inputs.inputs:
             raise UsageError("--clear-cache", "empties the cache and exits: give it no inputs")
         if self.outputs.extract:

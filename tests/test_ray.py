@@ -9,6 +9,8 @@ import sys
 import pytest
 from conftest import FAST_RAY, run, usage_error
 
+from summarize_cli.specs import usable_cpus
+
 
 def corpus(tmp_path, count=24):
     folder = tmp_path / "news"
@@ -176,3 +178,20 @@ def test_ray_in_a_terminal_shows_one_display_and_leaves_only_the_report(tmp_path
         "3 documents were already shorter than a summary and were kept as they are (--force summarises them).",
         f"Wrote 3 summaries to {output[1]}.",
     ]
+
+
+def test_threads_are_bounded_by_the_cluster_s_nodes_not_by_the_driver(env_model, local_ray, samples):
+    """On Ray, --threads is each worker's: the driver's own CPU count refused a value meant for larger
+    nodes. Past the largest node it is one line at once (Ray would have waited for a node forever)."""
+    import ray
+
+    largest = int(max(n["Resources"].get("CPU", 0) for n in ray.nodes() if n["Alive"]))
+    local = run([str(samples / "harbour-ferry.txt"), "--threads", str(usable_cpus() + 1), *FAST_RAY])
+    assert local.exit_code == 2 and "the CPUs here" in local.stderr
+    too_many = run([str(samples / "harbour-ferry.txt"), "--ray", "--threads", str(largest + 1), *FAST_RAY])
+    assert (too_many.exit_code, too_many.stderr) == (
+        1,
+        f"Error: --threads {largest + 1}: no node of the Ray cluster has that many CPUs (the largest has {largest})\n",
+    )
+    fits = run([str(samples / "harbour-ferry.txt"), "--ray", "--threads", str(largest), *FAST_RAY])
+    assert (fits.exit_code, len(fits.stdout.splitlines())) == (0, 1), fits.stderr

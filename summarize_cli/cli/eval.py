@@ -76,11 +76,12 @@ def evaluate(
     quiet: opt.Quiet = False,
 ) -> None:
     """Score summaries against references with ROUGE-1/2/L/Lsum F1, beside Lead-3 and other settings."""
-    from summarize_cli.specs import EvalSpec
-
     # eval measures the model's speed: cached summaries would flatter it; and it scores what it was asked
     # to, so --method auto never falls back to the extractive method here
+    from summarize_cli.specs import EvalSpec, check_threads
+
     base = System(opt.run_spec(ctx.params, use_cache=False).without_fallback())
+    check_threads(base.run.model, on_ray=False)  # eval runs here
     score(opt.spec_from(EvalSpec, ctx.params), base, show=show_progress(quiet))
 
 

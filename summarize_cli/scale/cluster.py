@@ -73,6 +73,15 @@ class Cluster:
     def pool_size(self, workers: int | None, threads: int, gpu: bool) -> int:
         """--workers, or one actor per CPU (per GPU with --device cuda), never more than the cluster holds."""
         resources = self.ray.cluster_resources()
+        if not gpu:
+            largest = max(
+                (node.get("Resources", {}).get("CPU", 0) for node in self.ray.nodes() if node.get("Alive")), default=0
+            )
+            if threads > largest:  # no actor could ever be placed: Ray would wait for one forever
+                raise SummarizeError(
+                    f"--threads {threads}: no node of the Ray cluster has that many CPUs "
+                    f"(the largest has {int(largest)})"
+                )
         fits = int(resources.get("GPU", 0)) if gpu else int(resources.get("CPU", 1) // threads)
         return max(1, min(workers or fits, max(fits, 1)))
 
