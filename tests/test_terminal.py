@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import pty
+import re
 import select
 import signal
 import subprocess
@@ -34,6 +35,10 @@ class Terminal:
 
         fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", rows, cols, 0, 0))
         self.master = master
+
+        def controlling_terminal() -> None:  # as a shell gives it: Ctrl-C typed is the kernel's SIGINT, echoed
+            fcntl.ioctl(0, termios.TIOCSCTTY, 0)
+
         self.proc = subprocess.Popen(
             args,
             stdin=slave,
@@ -42,6 +47,7 @@ class Terminal:
             env={**env, "TERM": "xterm-256color", "COLUMNS": str(cols), "LINES": str(rows)},
             cwd=cwd,
             start_new_session=True,
+            preexec_fn=controlling_terminal,
         )
         os.close(slave)
 
@@ -59,6 +65,10 @@ class Terminal:
                 self.stream.feed(data)
             elif self.proc.poll() is not None:
                 return
+
+    def type(self, keys: bytes) -> None:
+        """Keys typed at the terminal: b"\\x03" is Ctrl-C, which the terminal turns into SIGINT and echoes."""
+        os.write(self.master, keys)
 
     def wait_for(self, text: str, seconds: float = 60) -> None:
         deadline = time.monotonic() + seconds
@@ -240,9 +250,10 @@ def test_warnings_and_summaries_in_a_terminal_each_keep_their_lines(tiny_model, 
 WIDTHS = [40, 60, 80, 100, 200]
 
 
+@pytest.mark.parametrize("fmt", ["text", "json"])
 @pytest.mark.parametrize("cols", WIDTHS)
-def test_the_readme_first_command_leaves_every_summary_whole_at_any_width(cols, tmp_path):
-    """`summarize samples/` (extractive, offline, English and Chinese) in a 24-line terminal: the screen
+def test_the_readme_first_command_leaves_every_summary_whole_at_any_width(cols, fmt, tmp_path):
+    """`summarize samples/` (extractive, offline, English and Chinese; text and json) in a 24-line terminal: the screen
     and its scrollback hold exactly what the run writes without a display, line for line. The progress
     display wrapped to two lines at 60 columns or less, and each redraw then erased the last screen line
     of the summary written above it."""
@@ -252,13 +263,19 @@ def test_the_readme_first_command_leaves_every_summary_whole_at_any_width(cols, 
         "HF_HOME": str(tmp_path / "hf"),
         "SUMMARIZE_CACHE_DIR": str(tmp_path / "c"),
     }
-    command = [sys.executable, "-m", "summarize_cli", "samples/"]
+    command = [sys.executable, "-m", "summarize_cli", "samples/", "-f", fmt, "--no-cache"]
     plain = subprocess.run(command, env=env, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, timeout=120)
     assert plain.returncode == 0, plain.stdout
-    assert plain.stdout.decode().count("==> samples/") == 6
+    # json: each record's last line ("  }") is written with what follows, so the display, drawn after a
+    # record, never lands on a half-written line (it did, and a copy of it stayed after every record)
+    assert plain.stdout.decode().count("==> samples/" if fmt == "text" else '"source": "samples/') == 6
     term = Terminal(command, env, cols=cols, rows=24, cwd=ROOT)
     assert term.finish() == 0
-    assert term.transcript() == as_typed(plain.stdout, cols, 24)
+
+    def untimed(lines: list[str]) -> list[str]:  # each run's own timing, on a line of its own
+        return [re.sub(r'"seconds": [0-9.e-]+', '"seconds": S', line) for line in lines]
+
+    assert untimed(term.transcript()) == untimed(as_typed(plain.stdout, cols, 24))
 
 
 STORY = (
@@ -291,7 +308,10 @@ def test_a_stopped_run_leaves_its_summary_whole_and_no_display_at_any_width(cols
         assert time.monotonic() < deadline and term.proc.poll() is None, term.lines()
         term.pump(0.1)
     term.pump(1.0)  # the display redrawn after the record, as a person would see it when pressing Ctrl-C
-    os.killpg(term.proc.pid, signum)
+    if signum == signal.SIGINT:
+        term.type(b"\x03")  # typed: the terminal echoes "^C" after the display, which must not wrap past it
+    else:
+        os.kill(term.proc.pid, signum)
     assert term.finish() == 128 + signum
     word = "Interrupted" if signum == signal.SIGINT else "Terminated"
     typed = f"==> {folder / 's0.txt'} <==\n{done[0]}\n\n==> {folder / 's1.txt'} <==\n{done[1]}\n"
@@ -322,8 +342,9 @@ def test_help_renders_every_option_text_and_panel_title_verbatim(command, monkey
 
 @pytest.mark.parametrize("cols", [8, 12, 20, 30, 40, 50, 60, 70, 80, 100, 200])
 def test_the_progress_display_is_one_line_short_of_the_width(cols, monkeypatch):
-    """Drawn at every width with a long count, a rate and an ETA: one line, never the screen's full width
-    (a line that fills it leaves the cursor in the last column, where terminals differ)."""
+    """Drawn at every width with a long count, a rate and an ETA: one line, three columns short of the
+    screen (a line that fills it leaves the cursor in the last column, where terminals differ, and the
+    terminal's "^C" echo must fit after it)."""
     import io
 
     from rich.console import Console
@@ -338,7 +359,7 @@ def test_the_progress_display_is_one_line_short_of_the_width(cols, monkeypatch):
     console.print(progress.make_tasks_table(progress.tasks))
     lines = console.file.getvalue().splitlines()
     assert len(lines) == 1, lines
-    assert 0 < console.measure(lines[0]).maximum <= cols - 1
+    assert 0 < console.measure(lines[0]).maximum <= cols - 3
     shown = progress.make_tasks_table(progress.tasks).columns
     if cols >= 40:  # room for the count and the bar (5% drawn: its head): neither is given up
         assert "678/12345" in lines[0] and {"━", "╸"} & set(lines[0]) and len(shown) >= 4

@@ -211,7 +211,9 @@ def progress_bar(show: bool):
             """Which columns fit the console's width on one line, and how wide each is drawn."""
             if not hasattr(self, "live"):  # Rich renders once while it builds the display: no width yet
                 return dict.fromkeys(range(len(self.columns)))
-            width = self.console.width - 1  # a line as wide as the screen leaves the cursor in its last column
+            # three columns spare: a line as wide as the screen leaves the cursor in its last column, and
+            # the terminal's own "^C" echo after the display must not wrap onto a row the erase misses
+            width = self.console.width - 3
             full = {
                 i: 40 if i == 2 else max((self.console.measure(column(task)).maximum for task in tasks), default=0)
                 for i, column in enumerate(self.columns)

@@ -54,6 +54,7 @@ class StdoutSink:
         self.several = several
         self._count = 0
         self._closed = False
+        self._held = ""  # json: the last record's closing line, written with the next record or the end
 
     def write(self, result: Result) -> None:
         first = self._count == 0
@@ -61,8 +62,12 @@ class StdoutSink:
         if self.fmt == "jsonl":
             text = json.dumps(record_of(result, self.run_info, self.extract), ensure_ascii=False) + "\n"
         elif self.fmt == "json":
-            body = json.dumps(record_of(result, self.run_info, self.extract), ensure_ascii=False, indent=2)
-            text = ("[\n" if first else ",\n") + _indent(body)
+            body = _indent(json.dumps(record_of(result, self.run_info, self.extract), ensure_ascii=False, indent=2))
+            # the object's last line ("  }") goes out with what follows it (a comma, or the array's end):
+            # each write then ends a line, and a terminal's progress display never lands on a half-written one
+            opened, _, last = body.rpartition("\n")
+            text = ("[\n" if first else self._held + ",\n") + (opened + "\n" if opened else "")
+            self._held = last
         elif self.fmt == "markdown":
             text = ("" if first else "\n") + f"## {result.source}\n\n{_body(result, self.bullets)}\n"
         elif self.several:
@@ -88,7 +93,7 @@ class StdoutSink:
             return
         self._closed = True
         if self.fmt == "json":
-            self._put("\n]\n" if self._count else "[]\n")
+            self._put(self._held + "\n]\n" if self._count else "[]\n")
 
     def writes_to_terminal(self) -> bool:
         try:
