@@ -213,3 +213,24 @@ def test_the_plain_detector_agrees_with_py3langid_and_never_imports_numpy(tmp_pa
     probe += "print(Detector.detect('Die Stadt öffnet am Samstag den neuen Park.').language, 'numpy' in sys.modules)"
     done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=60)
     assert (done.returncode, done.stdout) == (0, "de False\n"), done.stderr
+
+
+def test_the_unreadable_warning_never_advises_a_route_that_cannot_apply(env_model):
+    """A text too short to route by language (under a dozen letters) goes to the default model whatever
+    --model-for says: advising `--model-for ko=...` (here already given) cannot help, so the advice is
+    -m or --method. A text kept as it is (already shorter than a summary) has no summary to be poor."""
+    short = "서울 공원 ok."
+    forced = run(["--force", "--model-for", "ko=extractive", *QUICK], input=short)
+    assert forced.exit_code == 0, forced.stderr
+    assert forced.stderr.splitlines() == [
+        f"Warning: 1 document is mostly text that {env_model} cannot read (share of unknown-token text: "
+        "<stdin> (57%)); its summary will be poor. Send it to a model that reads its language: "
+        "-m csebuetnlp/mT5_multilingual_XLSum, or summarise it extractively, with nothing to download: "
+        "--method extractive."
+    ]
+    kept = run(["--model-for", "ko=extractive", *QUICK, "--min-length", "8"], input=short)  # 3 words: kept
+    assert (kept.exit_code, kept.stdout, kept.stderr.splitlines()) == (
+        0,
+        short + "\n",
+        ["1 document was already shorter than a summary and was kept as it is (--force summarises it)."],
+    )

@@ -42,7 +42,7 @@ class RunReport:
         self.done += 1
         self.passed_through += result.passthrough
         self.extractive += result.fallback
-        if result.unknown_share > UNKNOWN_WARNING_SHARE:
+        if result.unknown_share > UNKNOWN_WARNING_SHARE and not result.passthrough:  # kept as it is: no summary
             self.unreadable.append(result)
         lines = []
         for warning in result.warnings:
@@ -90,7 +90,11 @@ class RunReport:
         if self.unreadable:
             names = ", ".join(f"{r.source} ({r.unknown_share:.0%})" for r in self.unreadable[:5])
             more = f" and {len(self.unreadable) - 5} more" if len(self.unreadable) > 5 else ""
-            languages = sorted({r.document.language for r in self.unreadable if r.document.language})
+            # a route helps only a document routed by its language: one too short or mixed to route by goes
+            # to the default model whatever --model-for says, so its language is no advice
+            languages = sorted(
+                {r.document.language for r in self.unreadable if r.document.language and r.document.routable}
+            )
             advice = " ".join(f"--model-for {language}={MULTILINGUAL_MODEL}" for language in languages)
             offline = " ".join(f"--model-for {language}=extractive" for language in languages)
             lines.append(
