@@ -102,9 +102,10 @@ def main() -> None:
             check=True,
             capture_output=True,
         )
+    summarize = [sys.executable, "-m", "summarize_cli", "-m", str(model), "-q"]
+    forced = ["--min-length", str(OUT_TOKENS), "--max-length", str(OUT_TOKENS), "--long", "truncate"]
+    batch = [*summarize, *forced, "--stdin-format", "jsonl", "-f", "jsonl", "--no-cache"]
     if args.only_ray:
-        summarize = [sys.executable, "-m", "summarize_cli", "-m", str(model), "-q"]
-        forced = ["--min-length", str(OUT_TOKENS), "--max-length", str(OUT_TOKENS), "--long", "truncate"]
         _print_table(_ray_rows(args, model, summarize, forced, env))
         return
     docs = [json.loads(line) for line in lines]
@@ -114,20 +115,13 @@ def main() -> None:
     if args.only_speed:
         rows = _speed_rows(args, model, article, corpus, env)
         if args.flat:  # the same columns: a flat run has no floor of its own, its CPU time is not taken
-            summarize = [sys.executable, "-m", "summarize_cli", "-m", str(model), "-q", "--no-cache"]
-            forced = ["--min-length", str(OUT_TOKENS), "--max-length", str(OUT_TOKENS), "--long", "truncate"]
-            workload, name, wall, rate, _, _ = _flat_throughput(
-                args, [*summarize, *forced, "--stdin-format", "jsonl", "-f", "jsonl"], env
-            )
+            workload, name, wall, rate, _, _ = _flat_throughput(args, batch, env)
             rows.append((workload, name, wall, "", f"{rate} docs/s", ""))
         _print_machine()
         _print_table(rows, cpu=True)
         return
 
     shutil.rmtree(args.work / "cache", ignore_errors=True)
-    summarize = [sys.executable, "-m", "summarize_cli", "-m", str(model), "-q"]
-    forced = ["--min-length", str(OUT_TOKENS), "--max-length", str(OUT_TOKENS), "--long", "truncate"]
-    batch = [*summarize, *forced, "--stdin-format", "jsonl", "-f", "jsonl", "--no-cache"]
 
     started = time.perf_counter()
     run_measured([*summarize, str(article), "--max-length", "5", "--no-cache"], env=env)  # convert once

@@ -141,7 +141,6 @@ class PlainIdentifier:
     from py3langid's in its sixth decimal; the language chosen is the same."""
 
     def __init__(self, folder):
-
         self.nextmove = _npy(folder / "nextmove.npy", "<u4").cast("I")
         self.row = _npy(folder / "nextmove_row.npy", "<u2").cast("H")
         self.out = _npy(folder / "out_feat.npy", "<i8").cast("q")
@@ -158,7 +157,7 @@ class PlainIdentifier:
             if name in first:
                 self._aliases.append((first[name], i))
             else:
-                first.setdefault(name, i)
+                first[name] = i
 
     def classify(self, text: str) -> tuple[str, float]:
         import math

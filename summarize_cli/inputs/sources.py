@@ -476,13 +476,10 @@ def read_jsonl(
             yield Problem(line_name, f"not valid JSON ({exc})")
             continue
         url = record.get("url") if isinstance(record, dict) else None
-        if isinstance(record, dict) and text_field in record and record[text_field] is None and url is None:
-            key = record.get(id_field)  # a missing value, as a Parquet null is: skipped, never a failure
-            source = line_name if key is None else str(key)
-            yield Problem(source, NULL_TEXT if key is None else f"line {number}: {NULL_TEXT}", skipped=True)
-            continue
+        # a null text is a missing value, as a Parquet null is: skipped below, never a failure
+        null = isinstance(record, dict) and text_field in record and record[text_field] is None and url is None
         if not isinstance(record, dict) or not (
-            isinstance(record.get(text_field), str) or (isinstance(url, str) and is_url(url))
+            null or isinstance(record.get(text_field), str) or (isinstance(url, str) and is_url(url))
         ):
             yield Problem(line_name, f'no "{text_field}" string field')
             continue
@@ -490,6 +487,8 @@ def read_jsonl(
         source = line_name if key is None else str(key)
         relpath = _row_relpath(key, "line", number)
         try:
+            if null:
+                raise SkippedInput(NULL_TEXT)
             if isinstance(record.get(text_field), str):
                 yield make_document(source, record[text_field], relpath)
             else:
