@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import resource
 import subprocess
 import sys
 from pathlib import Path
@@ -178,6 +179,63 @@ def test_cached_ctranslate2_run_imports_neither_torch_nor_transformers(tiny_mode
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert done.stdout.strip()
     assert done.stderr.strip().splitlines()[-1] == "[]"
+
+
+def test_a_ctranslate2_run_never_imports_asyncio_and_ctranslate2_still_reaches_it(tiny_model, samples):
+    """ctranslate2 imports asyncio (20 ms) for a method we never call: a whole run goes without it, and
+    ctranslate2's own reference still reaches the real module, imported when first used."""
+    load_engine(str(tiny_model), backend="ctranslate2")
+    code = (
+        "import sys\nfrom summarize_cli.cli.app import run\n"
+        f"sys.argv = ['summarize', '-m', {str(tiny_model)!r}, {str(samples / 'solar-school.txt')!r}, '-q',"
+        " '--max-length', '8']\n"
+        "assert run() == 0\n"
+        "print('asyncio' in sys.modules, file=sys.stderr)\n"
+        "import ctranslate2.extensions as extensions\n"
+        "queue = extensions.asyncio.Queue\n"
+        "import asyncio\n"
+        "print(queue is asyncio.Queue, type(sys.modules['asyncio']) is type(sys), asyncio.run(asyncio.sleep(0, 7)),"
+        " file=sys.stderr)\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert done.stderr.strip().splitlines()[-2:] == ["False", "True True 7"]
+
+
+_FAULTS = """
+import resource, sys
+from summarize_cli.model.backends import keep_freed_memory
+kept = keep_freed_memory()
+size = 40 * 1024 * 1024  # above the largest threshold glibc reaches by itself (32 MiB): mapped apart each time
+before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
+for _ in range(8):
+    block = b"x" * size  # written, so every page is touched
+    del block
+print(kept, resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before)
+"""
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="glibc's malloc")
+@pytest.mark.parametrize(
+    ("variable", "kept"),
+    [(None, True), ("GLIBC_TUNABLES=glibc.malloc.trim_threshold=131072", False), ("MALLOC_ARENA_MAX=2", False)],
+)
+def test_freed_blocks_are_kept_for_reuse_unless_the_user_set_malloc(variable, kept):
+    """A model's buffers, freed and allocated again at every decoding step, are reused rather than handed
+    back to the kernel and faulted in again page by page; the user's own malloc settings win."""
+    env = {k: v for k, v in os.environ.items() if k != "GLIBC_TUNABLES" and not k.startswith("MALLOC_")}
+    if variable is not None:
+        name, _, value = variable.partition("=")
+        env[name] = value
+    done = subprocess.run([sys.executable, "-c", _FAULTS], capture_output=True, text=True, timeout=60, env=env)
+    assert done.returncode == 0, done.stderr
+    said, faults = done.stdout.split()
+    pages = 40 * 1024 * 1024 // resource.getpagesize()
+    assert said == str(kept)
+    if kept:
+        assert int(faults) < 2 * pages  # the first block's pages, then the same ones again
+    else:
+        assert int(faults) > 6 * pages  # every block mapped and faulted in anew
 
 
 @pytest.mark.parametrize(
