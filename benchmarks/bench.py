@@ -11,8 +11,8 @@ tokens, and is timed from process start to exit (imports, model load and all doc
 Markdown table; peak RSS is the process's maximum resident set size.
 
 Also printed: `--version` beside a bare `python -c pass`, `--help` beside a bare Typer app with as many
-options, the engine floor (CTranslate2's translate_batch alone, everything loaded: no change above the
-engine can beat it on this machine), a flat-throughput run (--flat N documents in one process), and the
+options, the engine floor (CTranslate2's translate_batch alone, everything loaded, with malloc set as our
+runs set it: no change above the engine can beat it on this machine), a flat-throughput run (--flat N documents in one process), and the
 extractive method (--method extractive: no model) on the same documents, beside the model's rows
 (--only-extractive measures that row alone, in seconds: the rest takes many minutes).
 
@@ -423,6 +423,8 @@ def _speed_rows(args, model: Path, article: Path, corpus: Path, env: dict) -> li
 
 _FLOOR = """
 import json, sys, time
+from summarize_cli.model.backends import keep_freed_memory
+keep_freed_memory()  # the allocator as our process sets it: a floor our runs could not beat by tuning it
 import ctranslate2
 from summarize_cli.model.tokenizer import TextTokenizer
 from pathlib import Path

@@ -41,9 +41,47 @@ def test_results_come_in_input_order_although_batches_are_sorted_by_length(token
     assert [r.source for r in out] == [d.source for d in docs]
     assert [r.summary for r in out] == [tokenizer.decode(tokenizer.encode(d.text).ids[:8]) for d in docs]
     assert len({r.summary for r in out}) == len(docs)
-    flat = [n for batch in backend.batches for n in batch]
-    assert flat == sorted(flat, reverse=True)  # longest first, so batches hold similar lengths
-    assert max(len(b) for b in backend.batches) == 3
+    sent = [len(tokenizer.wrap(summarizer.prefix_ids, tokenizer.encode(d.text).ids)) for d in docs]
+    # the first window is one batch, the first three documents (the model starts on them at once); then
+    # the rest, longest first, so batches hold similar lengths
+    assert backend.batches[0] == sorted(sent[:3], reverse=True)
+    assert [n for batch in backend.batches[1:] for n in batch] == sorted(sent[3:], reverse=True)
+    assert [len(b) for b in backend.batches] == [3, 3, 1]
+
+
+class QueuedEcho(EchoBackend):
+    """An echo backend that queues batches as CTranslate2's does, saying what had been read by then."""
+
+    def __init__(self, prefix_len, keep, read):
+        super().__init__(prefix_len, keep)
+        self.read, self.submitted = read, []
+
+    def submit(self, inputs, settings):
+        self.submitted.append((len(self.read), [d.language for d in self.read]))
+        outputs = self.generate(inputs, settings)
+        return lambda: outputs
+
+
+def test_the_model_starts_on_the_first_batch_before_the_first_window_is_read_and_languages_come_beside(tokenizer):
+    """The first batch is queued once its documents are read, not after the whole first window; languages
+    are detected after a window's batches are queued (while the model generates), and every result has one."""
+    read: list[Document] = []
+    settings = GenerationSettings(prefix="summarize: ", min_length=1)
+    backend = QueuedEcho(len(tokenizer.encode("summarize: ").ids), 4, read)
+    summarizer = Summarizer(backend, tokenizer, settings, batch_size=2, window=8)
+
+    def feed():
+        for i in range(10):
+            document = Document(f"d{i}", f"The harbour ferry number {i} returns on Monday, the council said.")
+            read.append(document)
+            yield document
+
+    out = list(summarizer.summarize(feed()))
+    assert [r.source for r in out] == [f"d{i}" for i in range(10)]
+    assert backend.submitted[0] == (2, [None, None])  # two read, none detected yet
+    assert [count for count, _ in backend.submitted] == [2, 10, 10, 10, 10]
+    assert backend.submitted[1][1][:2] == ["en", "en"] and backend.submitted[1][1][2:] == [None] * 8
+    assert [(r.document.language, r.document.routable) for r in out] == [("en", True)] * 10
 
 
 def test_problems_pass_through_in_place(tokenizer):
@@ -207,10 +245,10 @@ def test_next_window_is_queued_before_the_last_batch_of_the_previous_is_taken(to
     results = list(summarizer.summarize(docs))
     assert [r.source for r in results] == [d.source for d in docs]
     assert [r.summary for r in results] == [tokenizer.decode(tokenizer.encode(d.text).ids[:4]) for d in docs]
-    # windows of 4 documents, batches of 2: batches 0-1 are the first window, 2-3 the second
+    # batches of 2: the first window is one batch (0), then windows of 4 documents (1-2, then 3)
     assert backend.log == [
-        ("queued", 0), ("queued", 1), ("queued", 2), ("queued", 3),
-        ("taken", 0), ("taken", 1), ("taken", 2), ("taken", 3),
+        ("queued", 0), ("queued", 1), ("queued", 2), ("taken", 0),
+        ("queued", 3), ("taken", 1), ("taken", 2), ("taken", 3),
     ]  # fmt: skip
 
 

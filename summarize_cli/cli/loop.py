@@ -11,7 +11,7 @@ from summarize_cli import worker
 from summarize_cli.cli.common import OutOfTheWay, progress_bar, say, silence_stdout, status
 from summarize_cli.documents import IDLE, Document, Problem, Result
 from summarize_cli.errors import EXIT_SIGPIPE, SummarizeError, Terminated, signal_exit
-from summarize_cli.inputs.language import detect_languages
+from summarize_cli.inputs.language import declare_languages
 from summarize_cli.inputs.sources import STDIN, InputFile, is_dataset, listed_inputs, read_inputs
 from summarize_cli.outputs.report import RunReport
 from summarize_cli.outputs.sinks import FileSink
@@ -172,7 +172,7 @@ def summarize_all(
 
                 results, sink = runner.summarize_planned(items, on_done=done), runner.sink(several)
             else:
-                results = runner.summarize(detect_languages(documents, inputs.language))
+                results = runner.summarize(declare_languages(documents, inputs.language))
             if output.combine:
                 results = combined(results, runner, report)
             results = worker.iterate(results)

@@ -276,12 +276,36 @@ def detect_languages(items, declared: str | None = None):
     for item in items:
         if isinstance(item, Document) and item.language is None:
             if declared is not None:
-                item.language, item.language_confidence, item.routable = declared, 1.0, True
+                declare(item, declared)
             else:
-                found = Detector.detect(item.text)
-                item.language, item.language_confidence, item.routable = (
-                    found.language,
-                    found.confidence,
-                    found.routable,
-                )
+                detect_language(item)
         yield item
+
+
+def declare_languages(items, declared: str | None):
+    """Each document with `declared` (--language) as its language; without it the documents pass on as they
+    are, detected later by the summarizer, while the model generates (see run.pipeline)."""
+    if declared is None:
+        yield from items
+        return
+    from summarize_cli.documents import Document
+
+    for item in items:
+        if isinstance(item, Document) and item.language is None:
+            declare(item, declared)
+        yield item
+
+
+def declare(document, language: str) -> None:
+    document.language, document.language_confidence, document.routable = language, 1.0, True
+
+
+def detect_language(document) -> None:
+    """Detect the document's language, how sure that is, and whether to route by it, unless it has one."""
+    if document.language is None:
+        found = Detector.detect(document.text)
+        document.language, document.language_confidence, document.routable = (
+            found.language,
+            found.confidence,
+            found.routable,
+        )

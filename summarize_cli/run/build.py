@@ -21,6 +21,7 @@ class ReadyRun:
     stage: object | None = None  # summarize_cli.run.cache.CacheStage over `cache`
     warnings: list[str] = field(default_factory=list)  # to show once, before any result
     fallback: bool = False  # the extractive method standing in for a model that could not be had
+    engine_free: bool = False  # the extractive method: no model, nothing to detect languages beside
     _cache_warned: bool = False
 
     @property
@@ -37,6 +38,12 @@ class ReadyRun:
         return self.engine.run_info(self.settings)
 
     def summarize(self, items: Iterable[Document | Problem]) -> Iterator[Result | Problem]:
+        """Results in input order. The model's summarizer detects languages while it generates; the
+        extractive method splits sentences by language at once, so its documents are detected first."""
+        if self.engine_free:
+            from summarize_cli.inputs.language import detect_languages
+
+            items = detect_languages(items)
         results = (
             self.summarizer.summarize(items)
             if self.stage is None
@@ -116,8 +123,11 @@ class RoutedRun:
             return
         out: list = list(window)  # problems stay where they are; each document's result takes its place
         groups: dict[int, tuple[ReadyRun, list[int]]] = {}
+        from summarize_cli.inputs.language import detect_language
+
         for index, item in enumerate(window):
             if isinstance(item, Document):
+                detect_language(item)  # a route is chosen by it
                 run = self.run_for(item)
                 groups.setdefault(id(run), (run, []))[1].append(index)
         for run, indexes in groups.values():
@@ -208,7 +218,7 @@ def _build_extractive(spec: RunSpec, warnings: list[str]) -> ReadyRun:
 
     settings = settings_for(spec.generation.length, spec.generation.max_length)
     summarizer = ExtractiveSummarizer(settings, spec.model.batch_size or 16, force=spec.generation.force)
-    run = ReadyRun(spec, ExtractiveEngine(), settings, summarizer, warnings=list(warnings))
+    run = ReadyRun(spec, ExtractiveEngine(), settings, summarizer, warnings=list(warnings), engine_free=True)
     if spec.use_cache:
         run.cache, run.stage = open_cache(run.run_info, spec.generation)
         run.warnings.extend(run.late_warnings())

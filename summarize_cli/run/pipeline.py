@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 
 from summarize_cli.documents import IDLE, Document, Problem, Result
 from summarize_cli.errors import SettingsError
+from summarize_cli.inputs.language import detect_language
 from summarize_cli.model.backends import Backend, submit
 from summarize_cli.model.settings import GenerationSettings
 from summarize_cli.model.tokenizer import TextTokenizer
@@ -82,9 +83,10 @@ class _Window:
             self.emitted += 1
 
 
-def windows(items: Iterable, size: int) -> Iterator[tuple[list, bool]]:
+def windows(items: Iterable, size: int, first: int | None = None) -> Iterator[tuple[list, bool]]:
     """The stream in lists of `size` documents (problems and earlier results ride along in place), each
-    with whether the feed paused (IDLE) after it: a paused feed's partial window goes on at once."""
+    with whether the feed paused (IDLE) after it: a paused feed's partial window goes on at once. The
+    first list holds `first` documents, when given."""
     window: list = []
     documents = 0
     for item in items:
@@ -94,9 +96,9 @@ def windows(items: Iterable, size: int) -> Iterator[tuple[list, bool]]:
             continue
         window.append(item)
         documents += isinstance(item, Document)
-        if documents >= size:
+        if documents >= (first or size):
             yield window, False
-            window, documents = [], 0
+            window, documents, first = [], 0, None
     if window:
         yield window, False
 
@@ -138,9 +140,11 @@ class Summarizer:
         feed paused) runs what has arrived at once, without waiting for a full window.
 
         A full window's batches are queued before the previous window is finished, so a backend that runs
-        batches side by side (CTranslate2's replicas) never idles at a window's last batch."""
+        batches side by side (CTranslate2's replicas) never idles at a window's last batch. The first
+        window is one batch: the model starts on it while the rest of the documents are read, where a
+        whole first window (32 documents by default) kept it waiting for all of them."""
         in_flight: deque[_Window] = deque()
-        for window, paused in windows(items, self.window):
+        for window, paused in windows(items, self.window, first=self.batch_size):
             if window:
                 in_flight.append(self._open(window))
             while in_flight and (paused or len(in_flight) > 1):
@@ -149,9 +153,14 @@ class Summarizer:
             yield from self._finish(in_flight.popleft())
 
     def _open(self, window: list[Document | Problem | Result]) -> _Window:
-        """Encode and chunk the window's documents and queue their first round."""
+        """Encode and chunk the window's documents and queue their first round; then, while the model
+        generates, detect the languages their records give (a document chunked by its sentences was
+        detected before it was chunked)."""
         opened = _Window([self._prepare(i) if isinstance(i, Document) else i for i in window])
         self._submit(opened)
+        for slot in opened.slots:
+            if isinstance(slot, (_Work, Result)):
+                detect_language(slot.document)
         return opened
 
     def _submit(self, window: _Window) -> None:
@@ -215,6 +224,7 @@ class Summarizer:
             work.warnings.append(f"truncated from {len(encoded.ids)} to {self.budget} tokens (--long truncate)")
             work.start_round([encoded.ids[: self.budget]])
         else:
+            detect_language(document)  # its sentences are split by the rules of its language
             ranges = split_tokens(encoded, document.text, self.budget, document.language)
             work.chunks = len(ranges)
             work.start_round([encoded.ids[a:b] for a, b in ranges])

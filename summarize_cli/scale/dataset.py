@@ -54,7 +54,7 @@ def _column(values: list):
 def read_units(batch: dict, inputs: InputSpec, output: OutputSpec) -> Iterator[dict]:
     """A read task: each planned input into its documents (a dataset file into its rows), each keyed by the
     input's place and the document's place within it, so the keys sort in input order."""
-    from summarize_cli.inputs.language import detect_languages
+    from summarize_cli.inputs.language import declare_languages
     from summarize_cli.inputs.sources import read_inputs
     from summarize_cli.outputs.sinks import duplicate_message, output_path
 
@@ -62,7 +62,7 @@ def read_units(batch: dict, inputs: InputSpec, output: OutputSpec) -> Iterator[d
     items: list = []
     for index, item in zip(batch["index"], batch["item"], strict=True):
         claimed: dict[Path, str] = {}
-        documents = detect_languages(read_inputs([item], None, inputs), inputs.language)
+        documents = declare_languages(read_inputs([item], None, inputs), inputs.language)
         for number, document in enumerate(d for d in documents if d is not IDLE):
             if output.output_dir is not None and isinstance(document, Document):
                 path = output_path(output.output_dir, document.relpath or Path("stdin"), output.fmt, output.extract)
