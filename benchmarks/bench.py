@@ -12,9 +12,10 @@ Markdown table; peak RSS is the process's maximum resident set size.
 
 Also printed: `--version` beside a bare `python -c pass`, `--help` beside a bare Typer app with as many
 options, the engine floor (CTranslate2's translate_batch alone, everything loaded, with malloc set as our
-runs set it: no change above the engine can beat it on this machine), a flat-throughput run (--flat N documents in one process), and the
-extractive method (--method extractive: no model) on the same documents, beside the model's rows
-(--only-extractive measures that row alone, in seconds: the rest takes many minutes).
+runs set it: no change above the engine can beat it on this machine), a flat-throughput run (--flat N
+documents in one process), and the extractive method (--method extractive: no model) on the same
+documents, beside the model's rows (--only-extractive measures that row alone, in seconds: the rest takes
+many minutes).
 
 --only-speed measures the rows of the whole-process-against-the-engine targets alone, interleaved: each
 repetition runs our process, then the engine floor (translate_batch alone, everything loaded), so a shared

@@ -47,6 +47,18 @@ def test_ctranslate2_float32_gives_the_same_tokens_as_torch(tiny_model, samples,
     assert all(len(ids) >= settings["min_length"] for ids in from_torch)
     assert from_ct2 == from_torch
     assert ct2_engine.backend.submit(inputs, gen)() == from_torch  # queued on the replicas: the same tokens
+    folder = ct2_backend.converted_dir(ct2_engine.source, "float32")  # read as a token per line: the same
+    assert sorted(p.name for p in folder.glob("*vocabulary*")) == ["shared_vocabulary.txt"]
+
+
+def test_a_vocabulary_with_a_token_that_cannot_stand_on_a_line_stays_json(tmp_path):
+    (tmp_path / "shared_vocabulary.json").write_text(json.dumps(["<pad>", "a\nb", "c"]))
+    (tmp_path / "source_vocabulary.json").write_text(json.dumps(["<pad>", " d"]))
+    (tmp_path / "target_vocabulary.json").write_text(json.dumps(["<pad>", "▁e", "f"]))
+    ct2_backend._plain_vocabularies(tmp_path)
+    names = sorted(p.name for p in tmp_path.iterdir())
+    assert names == ["shared_vocabulary.json", "source_vocabulary.json", "target_vocabulary.txt"]
+    assert (tmp_path / "target_vocabulary.txt").read_bytes() == "<pad>\n▁e\nf\n".encode()
 
 
 def test_conversion_happens_once_and_is_keyed_by_compute_type(tiny_model):

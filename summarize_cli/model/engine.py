@@ -162,15 +162,11 @@ def _load_ct2(
             except OSError as again:
                 raise ModelLoadError(f"cannot convert '{source.name}' for CTranslate2: {again}") from None
         on_status(f"Loading {source.name} ...")
-    from summarize_cli import worker
-
-    loading = worker.in_background(  # native, without the GIL: it loads while the tokenizer does
-        lambda: ct2_backend.Translator(folder, ct2_device, index, precision, threads, one_document)
-    )
+    translator = ct2_backend.Translator(folder, ct2_device, index, precision, threads, one_document)  # loading
     tokenizer_file = folder / "tokenizer.json"
     tokenizer = TextTokenizer.from_dir(source.path, source.config, tokenizer_file if tokenizer_file.is_file() else None)
     runner = ct2_backend.CTranslate2Backend(
-        loading(),
+        translator,
         tokenizer.id_to_token,
         tokenizer.token_to_id,
         tokenizer.eos_id,
