@@ -230,12 +230,17 @@ print(kept, resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before)
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="glibc's malloc")
 @pytest.mark.parametrize(
     ("variable", "kept"),
-    [(None, True), ("GLIBC_TUNABLES=glibc.malloc.trim_threshold=131072", False), ("MALLOC_ARENA_MAX=2", False)],
+    [
+        (None, True),
+        ("GLIBC_TUNABLES=glibc.malloc.trim_threshold=131072", False),
+        ("MALLOC_ARENA_MAX=2", False),
+        ("LD_PRELOAD=/nonexistent/libjemalloc.so.2", False),  # another allocator (the loader skips this one)
+    ],
 )
 def test_freed_blocks_are_kept_for_reuse_unless_the_user_set_malloc(variable, kept):
     """A model's buffers, freed and allocated again at every decoding step, are reused rather than handed
     back to the kernel and faulted in again page by page; the user's own malloc settings win."""
-    env = {k: v for k, v in os.environ.items() if k != "GLIBC_TUNABLES" and not k.startswith("MALLOC_")}
+    env = {k: v for k, v in os.environ.items() if k not in ("GLIBC_TUNABLES", "LD_PRELOAD") and "MALLOC_" not in k}
     if variable is not None:
         name, _, value = variable.partition("=")
         env[name] = value
