@@ -109,6 +109,28 @@ def test_the_unreadable_warning_names_the_declared_language_not_the_detected_one
     assert "--model-for en=" not in declared.stderr
 
 
+def test_a_document_routed_to_its_own_model_is_not_warned_of_as_the_default_models(env_model, chinese_model, samples):
+    """The unreadable warning is about the default model: a document given a route went elsewhere."""
+    english = (samples / "harbour-ferry.txt").read_text(encoding="utf-8")
+    routed = run(["--model-for", f"en={chinese_model}", "-f", "jsonl", *QUICK], input=english)
+    assert routed.exit_code == 0, routed.stderr
+    record = json.loads(routed.stdout)
+    assert record["model"] == str(chinese_model) and record["unknown_token_share"] > 0.1
+    assert "cannot read" not in routed.stderr
+
+
+def test_a_result_crossing_from_a_ray_actor_keeps_whether_its_language_routes():
+    """Ray's transport carries a result whole: the unreadable warning's advice reads `routable`."""
+    from summarize_cli.documents import Document, Result
+    from summarize_cli.outputs.records import from_row, to_row
+
+    for routable in (True, False):
+        document = Document("a", "text", language="zh", language_confidence=0.99, routable=routable)
+        back = from_row(to_row(Result(document=document, summary="s", input_tokens=3, chunks=1, seconds=0.1)))
+        language = back.document
+        assert (language.language, language.language_confidence, language.routable) == ("zh", 0.99, routable)
+
+
 def test_an_unmapped_unreadable_language_names_the_option_to_add(env_model):
     korean = "서울시는 주말마다 시립 공원을 시민들에게 개방합니다. 시민들은 공원에서 산책과 운동을 할 수 있습니다. " * 3
     result = run(["-f", "jsonl", *QUICK], input=korean)

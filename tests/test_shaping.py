@@ -201,6 +201,22 @@ def test_combine_of_one_document_is_its_own_summary(echo_model, samples):
     combined = json.loads(run([path, "--combine", "-f", "jsonl", *FAST]).stdout)
     assert (combined["source"], combined["sources"]) == ("combined", [path])
     assert combined["summary"] == alone["summary"]
+    assert (combined["language"], combined["language_confidence"]) == (alone["language"], alone["language_confidence"])
+
+
+def test_a_combined_record_has_the_declared_or_the_inputs_language(echo_model, samples):
+    """--combine's one record: --language when given, else the inputs' own when they agree; the echo
+    model's joined summaries are the inputs' starts, so their detected language agrees."""
+    english = [str(samples / "harbour-ferry.txt"), str(samples / "solar-school.txt")]
+    each = [json.loads(line) for line in run([*english, "-f", "jsonl", *FAST]).stdout.splitlines()]
+    both = json.loads(run([*english, "--combine", "-f", "jsonl", *FAST]).stdout)
+    assert both["language"] == "en" and both["language_confidence"] == min(r["language_confidence"] for r in each)
+    declared = run([*english, "--combine", "--language", "fr", "-f", "jsonl", *FAST])
+    assert declared.exit_code == 0, declared.stderr
+    assert (json.loads(declared.stdout)["language"], json.loads(declared.stdout)["language_confidence"]) == ("fr", 1.0)
+    mixed = [english[0], str(samples / "城市绿地.txt")]
+    joined = json.loads(run([*mixed, "--combine", "-f", "jsonl", *FAST]).stdout)  # detected from the joined text
+    assert joined["language"] in ("en", "zh") and joined["language_confidence"] is not None
 
 
 def test_long_text_the_tokenizer_cannot_read_is_never_passed_through_as_short(echo_model):

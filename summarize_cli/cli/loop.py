@@ -174,7 +174,7 @@ def summarize_all(
             else:
                 results = runner.summarize(declare_languages(documents, inputs.language))
             if output.combine:
-                results = combined(results, runner, report)
+                results = combined(results, runner, report, inputs.language)
             results = worker.iterate(results)
             run_info = runner.run_info
         _stream(results, sink or _sink(output, run_info, several), report, show)
@@ -189,9 +189,11 @@ def summarize_all(
         raise typer.Exit(code)
 
 
-def combined(results, runner, report: RunReport):
+def combined(results, runner, report: RunReport, declared: str | None = None):
     """--combine: problems pass on as they come; the summaries, in input order, are joined and summarised
-    again as one document (map-reduce across documents, as within one), which is the only result."""
+    again as one document (map-reduce across documents, as within one), which is the only result. Its
+    language is the declared one (--language), else the inputs' when they agree, else the joined
+    summaries' own, detected as any document's."""
     summaries: list[Result] = []
     for result in results:
         if isinstance(result, Problem):
@@ -201,11 +203,17 @@ def combined(results, runner, report: RunReport):
     if not summaries:
         return
     report.expected = None
+    languages = {(r.document.language, r.document.routable) for r in summaries}
+    confidence = min((r.document.language_confidence or 0.0) for r in summaries)
+    language, routable = languages.pop() if len(languages) == 1 else (None, False)
+    if declared is not None:
+        language, confidence, routable = declared, 1.0, True
+    kept = {"language": language, "language_confidence": confidence if language else None, "routable": routable}
     if len(summaries) == 1:  # one document: its summary is the combined one, not summarised again
         only = summaries[0]
-        yield replace(only, document=Document("combined", ""), sources=[only.source])
+        yield replace(only, document=Document("combined", "", **kept), sources=[only.source])
         return
-    joined = Document("combined", "\n\n".join(r.summary for r in summaries if r.summary))
+    joined = Document("combined", "\n\n".join(r.summary for r in summaries if r.summary), **kept)
     for result in runner.summarize([joined]):
         if isinstance(result, Result):
             result.sources = [r.source for r in summaries]

@@ -36,6 +36,7 @@ def to_row(item: Result | Problem) -> dict:
         "final_url": document.final_url,
         "language": document.language,
         "language_confidence": document.language_confidence,
+        "routable": document.routable,
         **{name: getattr(item, name) for name in RESULT_FIELDS},
     }
 
@@ -52,6 +53,7 @@ def from_row(row: dict) -> Result | Problem:
         final_url=row.get("final_url"),
         language=row.get("language"),
         language_confidence=row.get("language_confidence"),
+        routable=bool(row.get("routable")),
     )
     return Result(document=document, **{name: row[name] for name in RESULT_FIELDS if name in row})
 

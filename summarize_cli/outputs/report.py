@@ -42,7 +42,10 @@ class RunReport:
         self.done += 1
         self.passed_through += result.passthrough
         self.extractive += result.fallback
-        if result.unknown_share > UNKNOWN_WARNING_SHARE and not result.passthrough:  # kept as it is: no summary
+        # a text kept as it is has no summary to be poor; one routed to a model of its own (--model-for) is
+        # not the default model's to read
+        routed = result.run_info is not None and result.run_info.get("model") not in (None, self.model_name)
+        if result.unknown_share > UNKNOWN_WARNING_SHARE and not result.passthrough and not routed:
             self.unreadable.append(result)
         lines = []
         for warning in result.warnings:
