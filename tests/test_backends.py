@@ -51,14 +51,29 @@ def test_ctranslate2_float32_gives_the_same_tokens_as_torch(tiny_model, samples,
     assert sorted(p.name for p in folder.glob("*vocabulary*")) == ["shared_vocabulary.txt"]
 
 
-def test_a_vocabulary_with_a_token_that_cannot_stand_on_a_line_stays_json(tmp_path):
-    (tmp_path / "shared_vocabulary.json").write_text(json.dumps(["<pad>", "a\nb", "c"]))
-    (tmp_path / "source_vocabulary.json").write_text(json.dumps(["<pad>", " d"]))
+@pytest.mark.parametrize("odd", ["a\nb", " d", "d ", "x\r", "", None, "\u2028y"])
+def test_a_vocabulary_with_a_token_that_cannot_stand_on_a_line_stays_json(tmp_path, odd):
+    kept = json.dumps(["<pad>", odd, "c"])
+    (tmp_path / "source_vocabulary.json").write_text(kept)
     (tmp_path / "target_vocabulary.json").write_text(json.dumps(["<pad>", "▁e", "f"]))
     ct2_backend._plain_vocabularies(tmp_path)
-    names = sorted(p.name for p in tmp_path.iterdir())
-    assert names == ["shared_vocabulary.json", "source_vocabulary.json", "target_vocabulary.txt"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["source_vocabulary.json", "target_vocabulary.txt"]
+    assert (tmp_path / "source_vocabulary.json").read_text() == kept
     assert (tmp_path / "target_vocabulary.txt").read_bytes() == "<pad>\n▁e\nf\n".encode()
+
+
+def test_a_damaged_conversion_is_one_error_or_with_auto_the_torch_backend(tiny_model, tmp_path, monkeypatch):
+    """The model loads in a thread of its own: its failure still reaches the caller as one ModelLoadError,
+    and --backend auto still falls back to torch, saying why."""
+    monkeypatch.setenv("SUMMARIZE_CACHE_DIR", str(tmp_path))
+    load_engine(str(tiny_model), backend="ctranslate2", compute_type="int8")
+    target = ct2_backend.converted_dir(resolve_model(str(tiny_model)), "int8")
+    (target / "model.bin").write_bytes(b"damaged after its conversion")
+    with pytest.raises(ModelLoadError, match=f"cannot load the converted model in {target}: "):
+        load_engine(str(tiny_model), backend="ctranslate2", compute_type="int8")
+    fallback = load_engine(str(tiny_model), compute_type="int8")
+    assert fallback.backend.name == "torch"
+    assert any(f"cannot load the converted model in {target}" in note for note in fallback.backend.notes)
 
 
 def test_conversion_happens_once_and_is_keyed_by_compute_type(tiny_model):
@@ -200,18 +215,19 @@ def test_a_ctranslate2_run_never_imports_asyncio_and_ctranslate2_still_reaches_i
     code = (
         "import sys\nfrom summarize_cli.cli.app import run\n"
         f"sys.argv = ['summarize', '-m', {str(tiny_model)!r}, {str(samples / 'solar-school.txt')!r}, '-q',"
-        " '--max-length', '8']\n"
+        " '--max-length', '8', '--backend', 'ctranslate2']\n"
         "assert run() == 0\n"
-        "print('asyncio' in sys.modules, file=sys.stderr)\n"
         "import ctranslate2.extensions as extensions\n"
+        "print('ctranslate2' in sys.modules, 'asyncio' in sys.modules, extensions.asyncio.__doc__[:34],"
+        " file=sys.stderr)\n"
         "queue = extensions.asyncio.Queue\n"
         "import asyncio\n"
-        "print(queue is asyncio.Queue, type(sys.modules['asyncio']) is type(sys), asyncio.run(asyncio.sleep(0, 7)),"
+        "print(queue is asyncio.Queue, hasattr(asyncio, '__file__'), asyncio.run(asyncio.sleep(0, 7)),"
         " file=sys.stderr)\n"
     )
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr
-    assert done.stderr.strip().splitlines()[-2:] == ["False", "True True 7"]
+    assert done.stderr.strip().splitlines()[-2:] == ["True False asyncio, imported at its first use", "True True 7"]
 
 
 _FAULTS = """
@@ -234,6 +250,9 @@ print(kept, resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before)
         (None, True),
         ("GLIBC_TUNABLES=glibc.malloc.trim_threshold=131072", False),
         ("MALLOC_ARENA_MAX=2", False),
+        ("MALLOC_MMAP_THRESHOLD_=1048576", False),
+        ("MALLOC_TRIM_THRESHOLD_=1048576", False),
+        ("MALLOC_TOP_PAD_=1048576", False),
         ("LD_PRELOAD=/nonexistent/libjemalloc.so.2", False),  # another allocator (the loader skips this one)
     ],
 )

@@ -8,6 +8,8 @@ import json
 import pytest
 from conftest import FAST, run
 
+from summarize_cli.inputs.language import Detector
+
 
 def settings_of(args: list[str], text: str = "The harbour ferry returns on Monday, the council said. " * 40):
     result = run([*args, "-f", "jsonl", "-q", "--no-cache", "--force"], input=text)
@@ -215,8 +217,11 @@ def test_a_combined_record_has_the_declared_or_the_inputs_language(echo_model, s
     assert declared.exit_code == 0, declared.stderr
     assert (json.loads(declared.stdout)["language"], json.loads(declared.stdout)["language_confidence"]) == ("fr", 1.0)
     mixed = [english[0], str(samples / "城市绿地.txt")]
+    apart = [json.loads(line) for line in run([*mixed, "-f", "jsonl", *FAST]).stdout.splitlines()]
+    assert [r["language"] for r in apart] == ["en", "zh"]
     joined = json.loads(run([*mixed, "--combine", "-f", "jsonl", *FAST]).stdout)  # detected from the joined text
-    assert joined["language"] in ("en", "zh") and joined["language_confidence"] is not None
+    found = Detector.detect("\n\n".join(r["summary"] for r in apart))
+    assert (joined["language"], joined["language_confidence"]) == (found.language, found.confidence)
 
 
 def test_long_text_the_tokenizer_cannot_read_is_never_passed_through_as_short(echo_model):

@@ -174,7 +174,7 @@ def summarize_all(
             else:
                 results = runner.summarize(declare_languages(documents, inputs.language))
             if output.combine:
-                results = combined(results, runner, report, inputs.language)
+                results = combined(results, runner, report)
             results = worker.iterate(results)
             run_info = runner.run_info
         _stream(results, sink or _sink(output, run_info, several), report, show)
@@ -189,11 +189,11 @@ def summarize_all(
         raise typer.Exit(code)
 
 
-def combined(results, runner, report: RunReport, declared: str | None = None):
+def combined(results, runner, report: RunReport):
     """--combine: problems pass on as they come; the summaries, in input order, are joined and summarised
     again as one document (map-reduce across documents, as within one), which is the only result. Its
-    language is the declared one (--language), else the inputs' when they agree, else the joined
-    summaries' own, detected as any document's."""
+    language is the inputs' when they agree (all of them, with --language), else the joined summaries'
+    own, detected as any document's."""
     summaries: list[Result] = []
     for result in results:
         if isinstance(result, Problem):
@@ -206,8 +206,6 @@ def combined(results, runner, report: RunReport, declared: str | None = None):
     languages = {(r.document.language, r.document.routable) for r in summaries}
     confidence = min((r.document.language_confidence or 0.0) for r in summaries)
     language, routable = languages.pop() if len(languages) == 1 else (None, False)
-    if declared is not None:
-        language, confidence, routable = declared, 1.0, True
     kept = {"language": language, "language_confidence": confidence if language else None, "routable": routable}
     if len(summaries) == 1:  # one document: its summary is the combined one, not summarised again
         only = summaries[0]
