@@ -230,6 +230,19 @@ def test_a_ctranslate2_run_never_imports_asyncio_and_ctranslate2_still_reaches_i
     assert done.stderr.strip().splitlines()[-2:] == ["True False asyncio, imported at its first use", "True True 7"]
 
 
+def test_a_cpu_model_load_keeps_freed_memory(tiny_model):
+    """The engine's own load sets malloc up (what the faults test below measures), before the model loads."""
+    code = (
+        "from summarize_cli.model import backends\nfrom summarize_cli.model.engine import load_engine\n"
+        f"assert backends._kept is None\nload_engine({str(tiny_model)!r}, backend='ctranslate2', device='cpu')\n"
+        "print(backends._kept)\n"
+    )
+    env = {k: v for k, v in os.environ.items() if k not in ("GLIBC_TUNABLES", "LD_PRELOAD") and "MALLOC_" not in k}
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, env=env)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == ("True" if sys.platform.startswith("linux") else "False")
+
+
 _FAULTS = """
 import resource, sys
 from summarize_cli.model.backends import keep_freed_memory

@@ -159,6 +159,20 @@ def test_routing_under_ray_matches_the_local_run(env_model, chinese_model, mixed
     assert strip(on_ray.stdout) == strip(local.stdout)
 
 
+def test_the_unreadable_advice_on_rays_actor_pool_matches_the_local_run(chinese_model, samples, local_ray):
+    """stdin runs on an actor pool: its results cross back to the driver, whose warning must still know
+    that the English document could be routed by its language."""
+    english = (samples / "harbour-ferry.txt").read_text(encoding="utf-8")
+    feed = json.dumps({"id": "en-1", "text": english}) + "\n"
+    args = ["-m", str(chinese_model), "--stdin-format", "jsonl", "-f", "jsonl", *QUICK]
+    local = run(args, input=feed)
+    on_ray = run([*args, "--ray", "--workers", "1"], input=feed)
+    assert on_ray.exit_code == local.exit_code == 0, on_ray.stderr
+    warned = [line for line in local.stderr.splitlines() if "cannot read" in line]
+    assert len(warned) == 1 and "--model-for en=csebuetnlp/mT5_multilingual_XLSum, or " in warned[0]
+    assert [line for line in on_ray.stderr.splitlines() if "cannot read" in line] == warned
+
+
 def test_eval_breaks_rouge_down_by_language(env_model, chinese_model, tmp_path, samples):
     data = tmp_path / "mixed.jsonl"
     rows = [
