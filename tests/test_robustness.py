@@ -18,7 +18,7 @@ from conftest import CACHED, FAST, run, usage_error
 
 from summarize_cli.documents import Document
 from summarize_cli.inputs import sources
-from summarize_cli.inputs.language import declare_languages
+from summarize_cli.inputs.language import Detector, declare_languages
 from summarize_cli.inputs.sources import discover, read_documents
 from summarize_cli.model.settings import GenerationSettings
 from summarize_cli.outputs import sinks
@@ -248,6 +248,30 @@ def test_ten_thousand_files_stream_with_bounded_memory(tiny_tokenizer, tmp_path)
         tracemalloc.stop()
     assert count == 10_000
     assert peak < total / 4  # ~2.7 MB: a window of documents and what the walk keeps, never the texts
+
+
+def test_detecting_languages_while_streaming_keeps_no_text(tiny_tokenizer, tmp_path):
+    """Languages are detected in the summarizer, window by window: 1,000 files detected peak where the same
+    files declared (--language en) do, never keeping what was read (1.5 MB here)."""
+    filler = " residents crossing electricity thousand librarian finished Saturday overflow." * 18
+    for i in range(1_000):
+        (tmp_path / f"f{i:04}.txt").write_text(article(i) + filler)
+    Detector.identifier()  # loaded once per process (unpacked into the cache the first time): not streaming
+
+    def peak_of(declared: str | None) -> tuple[int, set]:
+        summarizer = Summarizer(CountingBackend(), tiny_tokenizer, GenerationSettings(), batch_size=16)
+        tracemalloc.start()
+        try:
+            documents = read_documents(discover([str(tmp_path)]), max_input_bytes=100_000)
+            languages = {r.document.language for r in summarizer.summarize(declare_languages(documents, declared))}
+            _, peak = tracemalloc.get_traced_memory()
+        finally:
+            tracemalloc.stop()
+        return peak, languages
+
+    declared, detected = peak_of("en"), peak_of(None)
+    assert declared[1] == {"en"} and detected[1] == {"en"}
+    assert detected[0] < declared[0] + 400_000
 
 
 def test_cache_serves_unchanged_documents(echo_model, samples, tmp_path, monkeypatch):
