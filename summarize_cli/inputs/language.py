@@ -271,17 +271,13 @@ def _save(folder, arrays) -> None:
             shutil.rmtree(work, ignore_errors=True)
 
 
-def detect_languages(items, declared: str | None = None):
-    """Each document with its language set: `declared` (--language) for all, else detected. Anything that
-    is not a document passes on untouched."""
+def detect_languages(items):
+    """Each document with its language detected, unless it has one; anything else passes on untouched."""
     from summarize_cli.documents import Document
 
     for item in items:
-        if isinstance(item, Document) and item.language is None:
-            if declared is not None:
-                declare(item, declared)
-            else:
-                detect_language(item)
+        if isinstance(item, Document):
+            detect_language(item)
         yield item
 
 
@@ -295,12 +291,8 @@ def declare_languages(items, declared: str | None):
 
     for item in items:
         if isinstance(item, Document) and item.language is None:
-            declare(item, declared)
+            item.language, item.language_confidence, item.routable = declared, 1.0, True
         yield item
-
-
-def declare(document, language: str) -> None:
-    document.language, document.language_confidence, document.routable = language, 1.0, True
 
 
 def detect_language(document) -> None:

@@ -21,7 +21,6 @@ class ReadyRun:
     stage: object | None = None  # summarize_cli.run.cache.CacheStage over `cache`
     warnings: list[str] = field(default_factory=list)  # to show once, before any result
     fallback: bool = False  # the extractive method standing in for a model that could not be had
-    engine_free: bool = False  # the extractive method: no model, nothing to detect languages beside
     _cache_warned: bool = False
 
     @property
@@ -40,7 +39,7 @@ class ReadyRun:
     def summarize(self, items: Iterable[Document | Problem]) -> Iterator[Result | Problem]:
         """Results in input order. The model's summarizer detects languages while it generates; the
         extractive method splits sentences by language at once, so its documents are detected first."""
-        if self.engine_free:
+        if self.engine.info()["method"] == EXTRACTIVE:
             from summarize_cli.inputs.language import detect_languages
 
             items = detect_languages(items)
@@ -218,7 +217,7 @@ def _build_extractive(spec: RunSpec, warnings: list[str]) -> ReadyRun:
 
     settings = settings_for(spec.generation.length, spec.generation.max_length)
     summarizer = ExtractiveSummarizer(settings, spec.model.batch_size or 16, force=spec.generation.force)
-    run = ReadyRun(spec, ExtractiveEngine(), settings, summarizer, warnings=list(warnings), engine_free=True)
+    run = ReadyRun(spec, ExtractiveEngine(), settings, summarizer, warnings=list(warnings))
     if spec.use_cache:
         run.cache, run.stage = open_cache(run.run_info, spec.generation)
         run.warnings.extend(run.late_warnings())
