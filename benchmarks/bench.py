@@ -186,7 +186,7 @@ def main() -> None:
 
     floor = _engine_floor(args.work / "cache", model, article, corpus)
     one, many = floor["truncate"], floor["batch"]
-    floor_one = "translate_batch alone: the article, truncated, one replica"
+    floor_one = "translate_batch alone: the article, truncated, a replica per core"
     rows.append(("single process", floor_one, f"{one:.2f} s", "", "", ""))
     floor_reduce = "translate_batch alone: the article's chunks as one batch, then the reduce pass"
     rows.append(("single process", floor_reduce, f"{floor['map-reduce']:.2f} s", "", "", ""))
@@ -364,16 +364,30 @@ def _speed_rows(args, model: Path, article: Path, corpus: Path, env: dict) -> li
     run_measured([*summarize, str(article), "--max-length", "5"], env=env)  # converted once, if not yet
     ours: dict[str, list[tuple[float, float, float]]] = {"batch": [], "truncate": [], "map-reduce": []}
     floor: dict[str, list[float]] = {"batch": [], "truncate": [], "map-reduce": []}
+    cache = env["SUMMARIZE_CACHE_DIR"]
+    bare_commands = {
+        "batch": (_bare_process(cache, model, corpus, "batch"), None),
+        "truncate": (_bare_process(cache, model, article, "truncate"), None),
+    }
+    bare: dict[str, list[tuple[float, float, float]]] = {name: [] for name in bare_commands}
+    spinning: dict[str, list[float]] = {"truncate": [], "map-reduce": []}
     for _ in range(max(args.repeat, 5)):
         ours["batch"].append(run_timed(batch, corpus, env))
         ours["truncate"].append(run_timed([*one_off, "--long", "truncate"], None, env))
         ours["map-reduce"].append(run_timed(one_off, None, env))
-        seconds = _engine_floor(env["SUMMARIZE_CACHE_DIR"], model, article, corpus)
+        for name, (command, feed) in bare_commands.items():
+            bare[name].append(run_timed(command, feed, env))
+        seconds = _engine_floor(cache, model, article, corpus)
         for name in floor:
             floor[name].append(seconds[name])
+        seconds = _engine_floor(cache, model, article, corpus, layout="spinning")
+        for name in spinning:
+            spinning[name].append(seconds[name])
         print(
             {k: round(v[-1][0], 2) for k, v in ours.items()},
+            {k: round(v[-1][0], 2) for k, v in bare.items()},
             {k: round(v[-1], 2) for k, v in floor.items()},
+            {k: round(v[-1], 2) for k, v in spinning.items()},
             file=sys.stderr,
         )
     rows = []
@@ -383,14 +397,24 @@ def _speed_rows(args, model: Path, article: Path, corpus: Path, env: dict) -> li
         "map-reduce": ("one-off, 650 words", "summarize (map-reduce, the default)"),
     }
     for name, (workload, variant) in labels.items():
-        wall = statistics.median(r[0] for r in ours[name])
-        cpu = statistics.median(r[2] for r in ours[name])
-        rss = max(r[1] for r in ours[name])
         base = statistics.median(floor[name])
-        against = f"{base / wall:.0%} of its speed" if name == "batch" else f"{wall - base:+.2f} s"
-        rows.append((workload, variant, f"{wall:.2f} s", f"{cpu:.2f} s", against, f"{rss:.0f}"))
-        what = "a replica per core" if name == "batch" else "one replica, every core"
-        rows.append((workload, f"translate_batch alone ({name}, {what})", f"{base:.2f} s", "", "", ""))
+        rows.append(_against_floor(workload, variant, ours[name], base, name == "batch"))
+        if name in bare:
+            label = f"bare process ({name}): imports, both loads, encode, queue, print"
+            rows.append(_against_floor(workload, label, bare[name], base, name == "batch"))
+        rows.append((workload, f"translate_batch alone ({name}, a replica per core)", f"{base:.2f} s", "", "", ""))
+        if name in spinning:
+            what = "one replica of every core, OpenMP spinning: only on an idle machine"
+            rows.append(
+                (
+                    workload,
+                    f"translate_batch alone ({name}, {what})",
+                    f"{statistics.median(spinning[name]):.2f} s",
+                    "",
+                    "",
+                    "",
+                )
+            )
     entry = str(Path(sys.executable).with_name("summarize"))
     bare_typer = args.work / "bare_typer.py"
     bare_typer.write_text(_bare_typer_app(_option_count()), encoding="utf-8")
@@ -422,14 +446,22 @@ def _speed_rows(args, model: Path, article: Path, corpus: Path, env: dict) -> li
     return rows
 
 
+def _against_floor(workload: str, label: str, measured: list, base: float, as_ratio: bool) -> tuple:
+    """A row of whole-process runs (wall, RSS, CPU): medians, the peak RSS, and how they stand to the floor."""
+    wall = statistics.median(r[0] for r in measured)
+    cpu = statistics.median(r[2] for r in measured)
+    against = f"{base / wall:.0%} of its speed" if as_ratio else f"{wall - base:+.2f} s"
+    return (workload, label, f"{wall:.2f} s", f"{cpu:.2f} s", against, f"{max(r[1] for r in measured):.0f}")
+
+
 _FLOOR = """
-import json, sys, time
+import json, sys, threading, time
 from summarize_cli.model.backends import keep_freed_memory
 keep_freed_memory()  # the allocator as our process sets it: a floor our runs could not beat by tuning it
 import ctranslate2
 from summarize_cli.model.tokenizer import TextTokenizer
 from pathlib import Path
-folder, model, article, corpus, cores, tokens = sys.argv[1:7]
+folder, model, article, corpus, cores, tokens, layout = sys.argv[1:8]
 cores, tokens = int(cores), int(tokens)
 tok = TextTokenizer.from_dir(Path(model))
 prefix = tok.encode("summarize: ").ids
@@ -437,13 +469,24 @@ def source(text):
     return [tok.id_to_token(i) for i in tok.wrap(prefix, tok.encode(text).ids[: 512 - 1 - len(prefix)])]
 options = dict(beam_size=4, length_penalty=2.0, no_repeat_ngram_size=3, min_decoding_length=tokens,
                max_decoding_length=tokens, max_input_length=0)
-one = ctranslate2.Translator(folder, device="cpu", compute_type="int8", intra_threads=cores, inter_threads=1)
+# "replicas": ours, a replica of one thread per core; "spinning": one replica of every core, OpenMP
+# spinning (the parent leaves OMP_WAIT_POLICY unset). Made in a thread, as our process makes it: made in
+# the main thread, its OpenMP threads outnumber the cores and wait at every barrier in the kernel.
+replicas = cores if layout == "replicas" else 1
+made = []
+maker = threading.Thread(target=lambda: made.append(ctranslate2.Translator(folder, device="cpu",
+    compute_type="int8", intra_threads=1 if replicas > 1 else cores, inter_threads=replicas)))
+maker.start()
+maker.join()
+engine = made[0]
+def run(batch):
+    return engine.translate_batch(batch, max_batch_size=-(-len(batch) // replicas), **options)
 first = [source(open(article, encoding="utf-8").read())]
-one.translate_batch(first, **options)  # warm
+run(first)  # warm
 times = []
 for _ in range(3):
     started = time.perf_counter()
-    one.translate_batch(first, **options)
+    run(first)
     times.append(time.perf_counter() - started)
 # the map-reduce one-off as the pipeline makes it: its chunks as one batch, then the reduce pass
 from summarize_cli.inputs.language import Detector
@@ -458,37 +501,93 @@ def ids(result):
 reduce_times = []
 for _ in range(3):
     started = time.perf_counter()
-    mapped = one.translate_batch(chunks, **options)
+    mapped = run(chunks)
     spent = time.perf_counter() - started
     joined = tok.encode(" ".join(tok.decode(ids(r)) for r in mapped)).ids[:budget]
     started = time.perf_counter()
-    one.translate_batch([[tok.id_to_token(i) for i in tok.wrap(prefix, joined)]], **options)
+    run([[tok.id_to_token(i) for i in tok.wrap(prefix, joined)]])
     reduce_times.append(spent + time.perf_counter() - started)
-del one
-many = ctranslate2.Translator(folder, device="cpu", compute_type="int8", intra_threads=1, inter_threads=cores)
-docs = [source(json.loads(line)["text"]) for line in open(corpus, encoding="utf-8")]
-started = time.perf_counter()
-many.translate_batch(docs, max_batch_size=4, **options)
-batch = time.perf_counter() - started
-print(json.dumps({"truncate": sorted(times)[1], "map-reduce": sorted(reduce_times)[1], "batch": batch}))
+found = {"truncate": sorted(times)[1], "map-reduce": sorted(reduce_times)[1]}
+if layout == "replicas":
+    docs = [source(json.loads(line)["text"]) for line in open(corpus, encoding="utf-8")]
+    started = time.perf_counter()
+    engine.translate_batch(docs, max_batch_size=4, **options)
+    found["batch"] = time.perf_counter() - started
+print(json.dumps(found))
 """
 
 
-def _engine_floor(cache: Path | str, model: Path, article: Path, corpus: Path) -> dict[str, float]:
+_BARE = """
+import json, sys, threading
+from summarize_cli.model.backends import keep_freed_memory
+keep_freed_memory()  # the allocator as our process sets it
+import ctranslate2
+from tokenizers import Tokenizer
+folder, model, source_file, cores, tokens, mode = sys.argv[1:7]
+cores, tokens = int(cores), int(tokens)
+one = mode == "truncate"
+loaded = []
+loading = threading.Thread(target=lambda: loaded.append(ctranslate2.Translator(folder, device="cpu",
+    compute_type="int8", intra_threads=1, inter_threads=cores)))
+loading.start()  # the model loads (native, without the GIL) while the tokenizer loads
+tok = Tokenizer.from_file(model + "/tokenizer.json")
+prefix = tok.encode("summarize: ", add_special_tokens=False).ids
+def source(text):
+    ids = prefix + tok.encode(text, add_special_tokens=False).ids[: 512 - 1 - len(prefix)]
+    return [tok.id_to_token(i) for i in ids] + ["</s>"]
+options = dict(beam_size=4, length_penalty=2.0, no_repeat_ngram_size=3, min_decoding_length=tokens,
+               max_decoding_length=tokens, max_input_length=0, asynchronous=True)
+if one:
+    batches = [[source(open(source_file, encoding="utf-8").read())]]
+else:
+    texts = [json.loads(line)["text"] for line in open(source_file, encoding="utf-8")]
+    batches = [[source(t) for t in texts[:8]], texts[8:]]  # the first 8 queued before the rest are encoded
+pending = []
+for number, batch in enumerate(batches):
+    batch = batch if number == 0 else [source(t) for t in batch]
+    if number == 0:
+        loading.join()
+    pending += loaded[0].translate_batch(batch, max_batch_size=-(-len(batch) // cores), **options)
+for result in pending:
+    print(tok.decode([tok.token_to_id(t) for t in result.result().hypotheses[0]]))
+"""
+
+
+def _bare_process(cache: Path | str, model: Path, source: Path, mode: str) -> list[str]:
+    """The least a whole process can do for the same work, as a command: import the engine and the
+    tokenizer, load both side by side, encode, queue the batches as soon as they are encoded, print."""
+    from summarize_cli.model.backends import ct2_backend, physical_cores
+    from summarize_cli.model.source import resolve_model
+
+    os.environ["SUMMARIZE_CACHE_DIR"] = str(cache)
+    folder = ct2_backend.converted_dir(resolve_model(str(model), offline=True), "int8")
+    cores = str(physical_cores())
+    return [sys.executable, "-c", _BARE, str(folder), str(model), str(source), cores, str(OUT_TOKENS), mode]
+
+
+def _engine_floor(
+    cache: Path | str, model: Path, article: Path, corpus: Path, layout: str = "replicas"
+) -> dict[str, float]:
     """CTranslate2's translate_batch alone, in a process that has already loaded everything: what no
-    change above the engine can beat on this machine (4 beams, the model's own settings)."""
+    change above the engine can beat on this machine (4 beams, the model's own settings). `layout`
+    "replicas" is ours (a replica of one thread per core, OpenMP waiting passively, as our process sets
+    it); "spinning" is one replica of every core with OpenMP spinning, for the one-offs only."""
     from summarize_cli.model.backends import ct2_backend, physical_cores
     from summarize_cli.model.source import resolve_model
 
     os.environ["SUMMARIZE_CACHE_DIR"] = str(cache)  # the conversion of this model, beside any other
     folder = ct2_backend.converted_dir(resolve_model(str(model), offline=True), "int8")
-
+    env = {k: v for k, v in os.environ.items() if k != "OMP_WAIT_POLICY"}
+    if layout == "replicas":
+        env["OMP_WAIT_POLICY"] = "PASSIVE"
     cores = str(physical_cores())
     out = subprocess.run(
-        [sys.executable, "-c", _FLOOR, str(folder), str(model), str(article), str(corpus), cores, str(OUT_TOKENS)],
+        [sys.executable, "-c", _FLOOR, str(folder), str(model), str(article), str(corpus), cores, str(OUT_TOKENS)]
+        + [layout],
         check=True,
         capture_output=True,
         text=True,
+        env=env,
     )
     return json.loads(out.stdout)
 

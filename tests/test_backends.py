@@ -342,21 +342,86 @@ def test_auto_falls_back_to_torch_when_conversion_fails_and_remembers(tiny_model
         load_engine(str(copy), backend="ctranslate2")
 
 
-@pytest.mark.parametrize(("preset", "expected"), [(None, "PASSIVE"), ("ACTIVE", "ACTIVE")])
-def test_ctranslate2_threads_wait_passively_unless_the_user_says_otherwise(tiny_model, preset, expected):
-    """libgomp reads OMP_WAIT_POLICY once, when CTranslate2 loads it: a spinning wait makes a one-off 10x
-    slower whenever another process holds a core. It must be set before that, and never over the user's."""
+@pytest.mark.parametrize(
+    ("preset", "expected", "spinning"),
+    [
+        (None, "PASSIVE", False),
+        ("PASSIVE", "PASSIVE", False),
+        ("ACTIVE", "ACTIVE", True),
+        (" active ", " active ", True),
+    ],
+)
+def test_ctranslate2_threads_wait_passively_unless_the_user_says_otherwise(tiny_model, preset, expected, spinning):
+    """libgomp reads OMP_WAIT_POLICY once, when CTranslate2 loads it: a spinning wait makes a one-off many
+    times slower whenever another process holds a core. It must be set before that, and never over the
+    user's; a user's spinning policy is remembered (it gives a one-off every core, see the layout test)."""
     env = {k: v for k, v in os.environ.items() if k != "OMP_WAIT_POLICY"}
     if preset is not None:
         env["OMP_WAIT_POLICY"] = preset
     code = (
         "import os, sys\nfrom summarize_cli.model.engine import load_engine\n"
         f"load_engine({str(tiny_model)!r}, backend='ctranslate2')\n"
-        "assert 'ctranslate2' in sys.modules\nprint(os.environ['OMP_WAIT_POLICY'])\n"
+        "from summarize_cli.model.backends import ct2_backend\n"
+        "assert 'ctranslate2' in sys.modules\nprint(repr(os.environ['OMP_WAIT_POLICY']), ct2_backend.SPINNING)\n"
     )
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, env=env)
     assert done.returncode == 0, done.stderr
-    assert done.stdout.strip() == expected
+    assert done.stdout.strip() == f"{expected!r} {spinning}"
+
+
+@pytest.mark.parametrize(
+    ("device", "one_document", "spinning", "intra", "inter"),
+    [
+        ("cpu", False, False, 1, 3),  # many inputs: a replica of one thread per core
+        ("cpu", True, False, 1, 3),  # a one-off too: threads waiting passively at every barrier lose
+        ("cpu", False, True, 1, 3),  # spinning changes nothing for many inputs
+        ("cpu", True, True, 3, 1),  # a one-off where the user lets OpenMP spin: one replica of every core
+        ("cuda", True, False, 0, 1),  # the GPU: one replica, CTranslate2's own threads
+    ],
+)
+def test_ctranslate2_lays_replicas_over_the_cores(monkeypatch, tmp_path, device, one_document, spinning, intra, inter):
+    """What ctranslate2.Translator is asked for, and what the backend says (-v) it has."""
+    import ctranslate2
+
+    asked = {}
+
+    def translator(folder, **kwargs):
+        asked.update(kwargs)
+        return object()
+
+    monkeypatch.setattr(ctranslate2, "Translator", translator)
+    monkeypatch.setattr(ct2_backend, "SPINNING", spinning)
+    made = ct2_backend.Translator(tmp_path, device, 0, "int8", 3, one_document)
+    made.loaded()
+    assert (asked["intra_threads"], asked["inter_threads"]) == (intra, inter)
+    assert (made.replicas, made.replica_threads) == (inter, intra or None)
+
+
+@pytest.mark.parametrize(
+    ("policy", "inputs", "layout"),
+    [
+        (None, 1, "2 replicas of 1 thread"),
+        ("ACTIVE", 1, "1 replica of 2 threads"),
+        ("ACTIVE", 2, "2 replicas of 1 thread"),
+    ],
+)
+def test_verbose_says_how_a_run_uses_the_cores(tiny_model, tmp_path, samples, policy, inputs, layout):
+    """A real process, as the user starts it: the wait policy is read when ctranslate2 is first imported."""
+    env = {k: v for k, v in os.environ.items() if k != "OMP_WAIT_POLICY"}
+    if policy is not None:
+        env["OMP_WAIT_POLICY"] = policy
+    files = sorted(samples.glob("*.txt"))[:inputs]
+    done = subprocess.run(
+        [sys.executable, "-m", "summarize_cli", "-m", str(tiny_model), "--backend", "ctranslate2", "--threads", "2"]
+        + ["-v", "--no-cache", *FAST, *map(str, files)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env=env,
+    )
+    assert done.returncode == 0, done.stderr
+    first = done.stderr.splitlines()[0]
+    assert first.startswith("model ") and f"precision int8, {layout}, batch size" in first, first
 
 
 def test_two_conversions_at_once_convert_once_without_fcntl(tiny_model, tmp_path, monkeypatch):

@@ -64,7 +64,7 @@ class ReadyRun:
         info = self.engine.info()
         return [
             f"model {info['model']} ({self.engine.source.path}), backend {info['backend']}, device {info['device']}, "
-            f"precision {info['precision']}, batch size {self.batch_size}, input limit "
+            f"precision {info['precision']}{_layout(self.engine.backend)}, batch size {self.batch_size}, input limit "
             f"{self.engine.tokenizer.model_max_length} tokens",
             "settings " + ", ".join(f"{k}={v!r}" for k, v in self.settings.as_dict().items()),
         ]
@@ -72,6 +72,14 @@ class ReadyRun:
     def close(self) -> None:
         if self.cache is not None:
             self.cache.close()
+
+
+def _layout(backend) -> str:
+    """How a CPU backend spreads over the cores, for -v: CTranslate2's replicas and their threads."""
+    replicas, threads = getattr(backend, "replicas", None), getattr(backend, "replica_threads", None)
+    if not replicas or not threads:
+        return ""
+    return f", {replicas} replica{'s' if replicas > 1 else ''} of {threads} thread{'s' if threads > 1 else ''}"
 
 
 def _as_fallback(results: Iterable[Result | Problem]) -> Iterator[Result | Problem]:

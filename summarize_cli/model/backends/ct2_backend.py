@@ -18,11 +18,12 @@ from summarize_cli.model.settings import GenerationSettings
 from summarize_cli.model.source import T5_FAMILY, ModelSource
 
 # CTranslate2's OpenMP (libgomp in the Linux wheels, configured when ctranslate2 is first imported) spins
-# a waiting thread up to 300,000 times at every barrier. A one-off's replica splits each step over every
-# core; when other processes hold the cores, the partner thread is descheduled and the spinning one burns
-# its slices: one article took 7 to 82 s instead of 4 s beside two busy processes. Waiting passively
-# costs an idle machine about 0.1 s on that article; replicas of one thread (every batch run) never wait.
-# The user's own setting wins.
+# a waiting thread up to 300,000 times at every barrier. A replica of several threads meets at a barrier
+# after every operation of every decoding step; when other processes hold the cores, the partner thread
+# is descheduled and the spinning one burns its slices: three one-offs side by side took up to 8 s each
+# instead of 1. So OpenMP waits passively, unless the user chose otherwise, and on CPU every replica is
+# one thread (see Translator): no barriers at all, which on T5 beat two threads waiting passively.
+SPINNING = os.environ.get("OMP_WAIT_POLICY", "").strip().upper() not in ("", "PASSIVE")  # the user's choice
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 # model_type values whose encoder-decoder CTranslate2's Transformers converter handles
@@ -244,7 +245,7 @@ class Translator:
     native call), and the two loads ran one after the other (110 ms where they take 50 side by side)."""
 
     def __init__(
-        self, folder: Path, device: str, device_index: int, compute_type: str, threads: int | None, one_replica: bool
+        self, folder: Path, device: str, device_index: int, compute_type: str, threads: int | None, one_document: bool
     ):
         import functools
 
@@ -256,11 +257,15 @@ class Translator:
         self.device = device if device == "cpu" else f"cuda:{device_index}"
         self.precision = compute_type
         self.threads = threads or physical_cores()
-        # On CPU one single-threaded replica per core beats one replica using every core for a stream of
-        # batches: decoding steps are too small to split well, so sub-batches run side by side instead. A
-        # one-off has no second batch to run beside the first: then one replica takes every core.
-        self.replicas = self.threads if device == "cpu" and not one_replica else 1
-        intra = (self.threads if one_replica else 1) if device == "cpu" else 0
+        # On CPU, one replica of one thread per core: a batch's sub-batches, or a one-off's chunks, run side
+        # by side. A decoding step is too small to split over threads that wait passively at each barrier:
+        # a truncated one-off took 0.70 s on one thread and 1.23 s on two (t5-small; 2.1 and 3.0 s on
+        # t5-base). Only where the user lets OpenMP spin (OMP_WAIT_POLICY=ACTIVE: a machine of their own)
+        # does a one-off get one replica of every core, 0.5 s when no other process wants them.
+        every_core = device == "cpu" and one_document and SPINNING
+        self.replicas = self.threads if device == "cpu" and not every_core else 1
+        intra = (self.threads if every_core else 1) if device == "cpu" else 0
+        self.replica_threads = intra or None  # None: the device's own
         if device == "cpu":
             keep_freed_memory()
         self._loading = worker.in_background(
@@ -302,7 +307,11 @@ class CTranslate2Backend:
         self._ct2 = ctranslate2
         self.translator = translator.loaded()
         self.device, self.precision = translator.device, translator.precision
-        self.threads, self.replicas = translator.threads, translator.replicas
+        self.threads, self.replicas, self.replica_threads = (
+            translator.threads,
+            translator.replicas,
+            translator.replica_threads,
+        )
         self.notes: list[str] = []
         self._id_to_token = id_to_token
         self._token_to_id = token_to_id
