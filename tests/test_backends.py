@@ -17,6 +17,7 @@ from summarize_cli.model.backends import ct2_backend
 from summarize_cli.model.engine import load_engine
 from summarize_cli.model.settings import GenerationSettings, resolve
 from summarize_cli.model.source import resolve_model
+from summarize_cli.specs import usable_cpus
 
 
 def sample_inputs(engine, samples: Path) -> list[list[int]]:
@@ -346,7 +347,9 @@ def test_auto_falls_back_to_torch_when_conversion_fails_and_remembers(tiny_model
     ("preset", "expected", "spinning"),
     [
         (None, "PASSIVE", False),
+        ("", "PASSIVE", False),  # blank: libgomp would spin, as if unset
         ("PASSIVE", "PASSIVE", False),
+        (" passive ", " passive ", False),
         ("ACTIVE", "ACTIVE", True),
         (" active ", " active ", True),
     ],
@@ -359,14 +362,20 @@ def test_ctranslate2_threads_wait_passively_unless_the_user_says_otherwise(tiny_
     if preset is not None:
         env["OMP_WAIT_POLICY"] = preset
     code = (
-        "import os, sys\nfrom summarize_cli.model.engine import load_engine\n"
+        "import os, sys\nseen = []\n"
+        "class Spy:  # asked first for every module not yet imported, however it is imported\n"
+        "    def find_spec(self, name, path=None, target=None):\n"
+        "        if name == 'ctranslate2':  # what libgomp will read, as it loads\n"
+        "            seen.append(os.environ.get('OMP_WAIT_POLICY'))\n"
+        "sys.meta_path.insert(0, Spy())\n"
+        "from summarize_cli.model.engine import load_engine\n"
         f"load_engine({str(tiny_model)!r}, backend='ctranslate2')\n"
         "from summarize_cli.model.backends import ct2_backend\n"
-        "assert 'ctranslate2' in sys.modules\nprint(repr(os.environ['OMP_WAIT_POLICY']), ct2_backend.SPINNING)\n"
+        "print(repr(seen), ct2_backend.SPINNING)\n"
     )
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, env=env)
     assert done.returncode == 0, done.stderr
-    assert done.stdout.strip() == f"{expected!r} {spinning}"
+    assert done.stdout.strip() == f"{[expected]!r} {spinning}"
 
 
 @pytest.mark.parametrize(
@@ -391,10 +400,20 @@ def test_ctranslate2_lays_replicas_over_the_cores(monkeypatch, tmp_path, device,
 
     monkeypatch.setattr(ctranslate2, "Translator", translator)
     monkeypatch.setattr(ct2_backend, "SPINNING", spinning)
+    monkeypatch.setattr(ct2_backend, "keep_freed_memory", lambda: True)  # not this test process's malloc
     made = ct2_backend.Translator(tmp_path, device, 0, "int8", 3, one_document)
     made.loaded()
+    assert (asked["device"], asked["device_index"], asked["compute_type"]) == (device, 0, "int8")
     assert (asked["intra_threads"], asked["inter_threads"]) == (intra, inter)
     assert (made.replicas, made.replica_threads) == (inter, intra or None)
+
+
+@pytest.mark.skipif(usable_cpus() < 2, reason="needs two CPUs for two replicas")
+def test_a_one_off_loads_a_replica_per_core(tiny_model):
+    """The real translator behind a one-off: as many replicas as threads, as the backend (and -v) says."""
+    engine = load_engine(str(tiny_model), backend="ctranslate2", threads=2, one_document=True)
+    assert engine.backend.translator.num_translators == engine.backend.replicas == 2
+    assert engine.backend.replica_threads == 1
 
 
 @pytest.mark.parametrize(
@@ -405,6 +424,7 @@ def test_ctranslate2_lays_replicas_over_the_cores(monkeypatch, tmp_path, device,
         ("ACTIVE", 2, "2 replicas of 1 thread"),
     ],
 )
+@pytest.mark.skipif(usable_cpus() < 2, reason="needs two CPUs for --threads 2")
 def test_verbose_says_how_a_run_uses_the_cores(tiny_model, tmp_path, samples, policy, inputs, layout):
     """A real process, as the user starts it: the wait policy is read when ctranslate2 is first imported."""
     env = {k: v for k, v in os.environ.items() if k != "OMP_WAIT_POLICY"}
@@ -420,8 +440,22 @@ def test_verbose_says_how_a_run_uses_the_cores(tiny_model, tmp_path, samples, po
         env=env,
     )
     assert done.returncode == 0, done.stderr
-    first = done.stderr.splitlines()[0]
-    assert first.startswith("model ") and f"precision int8, {layout}, batch size" in first, first
+    described = next(line for line in done.stderr.splitlines() if line.startswith("model "))
+    assert f"precision int8, {layout}, batch size" in described, described
+
+
+def test_verbose_names_no_layout_for_torch(tiny_model, samples):
+    """Torch has no replicas: its -v line goes from the precision straight to the batch size."""
+    done = subprocess.run(
+        [sys.executable, "-m", "summarize_cli", "-m", str(tiny_model), "--backend", "torch", "-v", *FAST]
+        + [str(sorted(samples.glob("*.txt"))[0])],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 0, done.stderr
+    described = next(line for line in done.stderr.splitlines() if line.startswith("model "))
+    assert "precision float32, batch size" in described, described
 
 
 def test_two_conversions_at_once_convert_once_without_fcntl(tiny_model, tmp_path, monkeypatch):

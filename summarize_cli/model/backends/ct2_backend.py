@@ -24,7 +24,8 @@ from summarize_cli.model.source import T5_FAMILY, ModelSource
 # instead of 1. So OpenMP waits passively, unless the user chose otherwise, and on CPU every replica is
 # one thread (see Translator): no barriers at all, which on T5 beat two threads waiting passively.
 SPINNING = os.environ.get("OMP_WAIT_POLICY", "").strip().upper() not in ("", "PASSIVE")  # the user's choice
-os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+if not os.environ.get("OMP_WAIT_POLICY", "").strip():  # unset or blank: libgomp would spin
+    os.environ["OMP_WAIT_POLICY"] = "PASSIVE"
 
 # model_type values whose encoder-decoder CTranslate2's Transformers converter handles
 SUPPORTED_MODEL_TYPES = {"t5", "mt5", "umt5", "bart", "mbart", "pegasus", "marian", "m2m_100"}
