@@ -352,6 +352,8 @@ def test_auto_falls_back_to_torch_when_conversion_fails_and_remembers(tiny_model
         (" passive ", " passive ", False),
         ("ACTIVE", "ACTIVE", True),
         (" active ", " active ", True),
+        ("garbage", "garbage", False),  # libgomp says it is invalid and spins anyway: no barriers to spin at
+        ("TRUE", "TRUE", False),
     ],
 )
 def test_ctranslate2_threads_wait_passively_unless_the_user_says_otherwise(tiny_model, preset, expected, spinning):

@@ -250,8 +250,9 @@ def test_help_gives_the_batch_size_default_the_engine_uses(monkeypatch, tiny_mod
     monkeypatch.setenv("COLUMNS", "300")
     shown = " ".join(run(["--help"]).stdout.split())
     assert "(default: 4 per --threads for ctranslate2 on CPU, 8 for torch, 32 on CUDA)" in shown
-    engine = load_engine(str(tiny_model), backend="ctranslate2", device="cpu", threads=1)
-    assert engine.default_batch_size == 4 * engine.backend.replicas
+    for threads in (1, 2):
+        engine = load_engine(str(tiny_model), backend="ctranslate2", device="cpu", threads=threads)
+        assert engine.default_batch_size == 4 * threads
     assert load_engine(str(tiny_model), backend="torch", device="cpu").default_batch_size == 8
 
 

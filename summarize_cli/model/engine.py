@@ -43,7 +43,7 @@ class Engine:
         if self.backend.device.startswith("cuda"):
             return 32
         if self.backend.name == "ctranslate2":
-            return 4 * getattr(self.backend, "replicas", 1)
+            return 4 * getattr(self.backend, "threads", 1)  # a replica per thread, or one replica of them all
         return 8
 
     def run_info(self, settings) -> dict:

@@ -23,7 +23,7 @@ from summarize_cli.model.source import T5_FAMILY, ModelSource
 # is descheduled and the spinning one burns its slices: three one-offs side by side took up to 8 s each
 # instead of 1. So OpenMP waits passively, unless the user chose otherwise, and on CPU every replica is
 # one thread (see Translator): no barriers at all, which on T5 beat two threads waiting passively.
-SPINNING = os.environ.get("OMP_WAIT_POLICY", "").strip().upper() not in ("", "PASSIVE")  # the user's choice
+SPINNING = os.environ.get("OMP_WAIT_POLICY", "").strip().upper() == "ACTIVE"  # the user's choice
 if not os.environ.get("OMP_WAIT_POLICY", "").strip():  # unset or blank: libgomp would spin
     os.environ["OMP_WAIT_POLICY"] = "PASSIVE"
 
