@@ -366,8 +366,8 @@ def _speed_rows(args, model: Path, article: Path, corpus: Path, env: dict) -> li
     floor: dict[str, list[float]] = {"batch": [], "truncate": [], "map-reduce": []}
     cache = env["SUMMARIZE_CACHE_DIR"]
     bare_commands = {
-        "batch": (_bare_process(cache, model, corpus, "batch"), None),
-        "truncate": (_bare_process(cache, model, article, "truncate"), None),
+        "batch": _bare_process(cache, model, corpus, "batch"),
+        "truncate": _bare_process(cache, model, article, "truncate"),
     }
     bare: dict[str, list[tuple[float, float, float]]] = {name: [] for name in bare_commands}
     spinning: dict[str, list[float]] = {"truncate": [], "map-reduce": []}
@@ -375,8 +375,8 @@ def _speed_rows(args, model: Path, article: Path, corpus: Path, env: dict) -> li
         ours["batch"].append(run_timed(batch, corpus, env))
         ours["truncate"].append(run_timed([*one_off, "--long", "truncate"], None, env))
         ours["map-reduce"].append(run_timed(one_off, None, env))
-        for name, (command, feed) in bare_commands.items():
-            bare[name].append(run_timed(command, feed, env))
+        for name, command in bare_commands.items():
+            bare[name].append(run_timed(command, None, env))
         seconds = _engine_floor(cache, model, article, corpus)
         for name in floor:
             floor[name].append(seconds[name])
@@ -553,16 +553,21 @@ for result in pending:
 """
 
 
-def _bare_process(cache: Path | str, model: Path, source: Path, mode: str) -> list[str]:
-    """The least a whole process can do for the same work, as a command: import the engine and the
-    tokenizer, load both side by side, encode, queue the batches as soon as they are encoded, print."""
+def _converted(cache: Path | str, model: Path) -> tuple[str, str]:
+    """The folder of this model's int8 conversion in `cache` (beside any other), and the core count."""
     from summarize_cli.model.backends import ct2_backend, physical_cores
     from summarize_cli.model.source import resolve_model
 
     os.environ["SUMMARIZE_CACHE_DIR"] = str(cache)
     folder = ct2_backend.converted_dir(resolve_model(str(model), offline=True), "int8")
-    cores = str(physical_cores())
-    return [sys.executable, "-c", _BARE, str(folder), str(model), str(source), cores, str(OUT_TOKENS), mode]
+    return str(folder), str(physical_cores())
+
+
+def _bare_process(cache: Path | str, model: Path, source: Path, mode: str) -> list[str]:
+    """The least a whole process can do for the same work, as a command: import the engine and the
+    tokenizer, load both side by side, encode, queue the batches as soon as they are encoded, print."""
+    folder, cores = _converted(cache, model)
+    return [sys.executable, "-c", _BARE, folder, str(model), str(source), cores, str(OUT_TOKENS), mode]
 
 
 def _engine_floor(
@@ -572,18 +577,12 @@ def _engine_floor(
     change above the engine can beat on this machine (4 beams, the model's own settings). `layout`
     "replicas" is ours (a replica of one thread per core, OpenMP waiting passively, as our process sets
     it); "spinning" is one replica of every core with OpenMP spinning, for the one-offs only."""
-    from summarize_cli.model.backends import ct2_backend, physical_cores
-    from summarize_cli.model.source import resolve_model
-
-    os.environ["SUMMARIZE_CACHE_DIR"] = str(cache)  # the conversion of this model, beside any other
-    folder = ct2_backend.converted_dir(resolve_model(str(model), offline=True), "int8")
+    folder, cores = _converted(cache, model)
     env = {k: v for k, v in os.environ.items() if k != "OMP_WAIT_POLICY"}
     if layout == "replicas":
         env["OMP_WAIT_POLICY"] = "PASSIVE"
-    cores = str(physical_cores())
     out = subprocess.run(
-        [sys.executable, "-c", _FLOOR, str(folder), str(model), str(article), str(corpus), cores, str(OUT_TOKENS)]
-        + [layout],
+        [sys.executable, "-c", _FLOOR, folder, str(model), str(article), str(corpus), cores, str(OUT_TOKENS), layout],
         check=True,
         capture_output=True,
         text=True,

@@ -23,8 +23,9 @@ from summarize_cli.model.source import T5_FAMILY, ModelSource
 # is descheduled and the spinning one burns its slices: three one-offs side by side took up to 8 s each
 # instead of 1. So OpenMP waits passively, unless the user chose otherwise, and on CPU every replica is
 # one thread (see Translator): no barriers at all, which on T5 beat two threads waiting passively.
-SPINNING = os.environ.get("OMP_WAIT_POLICY", "").strip().upper() == "ACTIVE"  # the user's choice
-if not os.environ.get("OMP_WAIT_POLICY", "").strip():  # unset or blank: libgomp would spin
+_USER_POLICY = os.environ.get("OMP_WAIT_POLICY", "").strip()
+SPINNING = _USER_POLICY.upper() == "ACTIVE"  # the user's choice
+if not _USER_POLICY:  # unset or blank: libgomp would spin
     os.environ["OMP_WAIT_POLICY"] = "PASSIVE"
 
 # model_type values whose encoder-decoder CTranslate2's Transformers converter handles
