@@ -186,13 +186,13 @@ def main() -> None:
 
     floor = _engine_floor(args.work / "cache", model, article, corpus)
     one, many = floor["truncate"], floor["batch"]
-    floor_one = "translate_batch alone: the article, truncated, a replica per core"
+    floor_one = "translate_batch alone: the article, truncated, one replica of every core"
     rows.append(("single process", floor_one, f"{one:.2f} s", "", "", ""))
     floor_reduce = "translate_batch alone: the article's chunks as one batch, then the reduce pass"
     rows.append(("single process", floor_reduce, f"{floor['map-reduce']:.2f} s", "", "", ""))
     base = naive_rate.get(4)
     ratio = f"{args.docs / many / base:.1f}x" if base else "n/a"
-    name = f"translate_batch alone: {args.docs} docs, 4 beams, a replica per core"
+    name = f"translate_batch alone: {args.docs} docs, 4 beams, a replica of one thread per core"
     rows.append((f"{args.docs} docs, 4 beams", name, f"{many:.1f} s", f"{args.docs / many:.2f}", ratio, ""))
     print(*rows[-3:], sep="\n", file=sys.stderr)
 
@@ -376,7 +376,7 @@ def _speed_rows(args, model: Path, article: Path, corpus: Path, env: dict) -> li
         ours["truncate"].append(run_timed([*one_off, "--long", "truncate"], None, env))
         ours["map-reduce"].append(run_timed(one_off, None, env))
         for name, command in bare_commands.items():
-            bare[name].append(run_timed(command, None, env))
+            bare[name].append(run_timed(command, None, _openmp_env(env, spins=True)))
         seconds = _engine_floor(cache, model, article, corpus)
         for name in floor:
             floor[name].append(seconds[name])
@@ -402,9 +402,10 @@ def _speed_rows(args, model: Path, article: Path, corpus: Path, env: dict) -> li
         if name in bare:
             label = f"bare process ({name}): imports, both loads, encode, queue, print"
             rows.append(_against_floor(workload, label, bare[name], base, name == "batch"))
-        rows.append((workload, f"translate_batch alone ({name}, a replica per core)", f"{base:.2f} s", "", "", ""))
+        layout = "a replica of one thread per core" if name == "batch" else "one replica of every core, as ours"
+        rows.append((workload, f"translate_batch alone ({name}, {layout})", f"{base:.2f} s", "", "", ""))
         if name in spinning:
-            what = "one replica of every core, OpenMP spinning: only on an idle machine"
+            what = "the same, spinning as long as libgomp's default"
             rows.append(
                 (
                     workload,
@@ -469,18 +470,20 @@ def source(text):
     return [tok.id_to_token(i) for i in tok.wrap(prefix, tok.encode(text).ids[: 512 - 1 - len(prefix)])]
 options = dict(beam_size=4, length_penalty=2.0, no_repeat_ngram_size=3, min_decoding_length=tokens,
                max_decoding_length=tokens, max_input_length=0)
-# "replicas": ours, a replica of one thread per core; "spinning": one replica of every core, OpenMP
-# spinning (the parent leaves OMP_WAIT_POLICY unset). Made in a thread, as our process makes it: made in
-# the main thread, its OpenMP threads outnumber the cores and wait at every barrier in the kernel.
-replicas = cores if layout == "replicas" else 1
-made = []
-maker = threading.Thread(target=lambda: made.append(ctranslate2.Translator(folder, device="cpu",
-    compute_type="int8", intra_threads=1 if replicas > 1 else cores, inter_threads=replicas)))
-maker.start()
-maker.join()
-engine = made[0]
+# One-offs run as ours does on an idle machine, on one replica of every core; "ours" spins briefly at its
+# barriers (the parent sets GOMP_SPINCOUNT as our process does), "spinning" spins as long as libgomp does
+# unless told otherwise. The batch ("ours" only) runs on a replica of one thread per core. Made in a
+# thread, as our process makes them: made in the main thread, their OpenMP threads outnumber the cores.
+def make(intra, inter):
+    made = []
+    maker = threading.Thread(target=lambda: made.append(ctranslate2.Translator(folder, device="cpu",
+        compute_type="int8", intra_threads=intra, inter_threads=inter)))
+    maker.start()
+    maker.join()
+    return made[0]
+engine = make(cores, 1)
 def run(batch):
-    return engine.translate_batch(batch, max_batch_size=-(-len(batch) // replicas), **options)
+    return engine.translate_batch(batch, **options)
 first = [source(open(article, encoding="utf-8").read())]
 run(first)  # warm
 times = []
@@ -508,10 +511,13 @@ for _ in range(3):
     run([[tok.id_to_token(i) for i in tok.wrap(prefix, joined)]])
     reduce_times.append(spent + time.perf_counter() - started)
 found = {"truncate": sorted(times)[1], "map-reduce": sorted(reduce_times)[1]}
-if layout == "replicas":
+if layout == "ours":
+    del engine
+    replicas = make(1, cores)
     docs = [source(json.loads(line)["text"]) for line in open(corpus, encoding="utf-8")]
+    replicas.translate_batch(docs[:cores], max_batch_size=1, **options)  # every replica warm
     started = time.perf_counter()
-    engine.translate_batch(docs, max_batch_size=4, **options)
+    replicas.translate_batch(docs, max_batch_size=4, **options)
     found["batch"] = time.perf_counter() - started
 print(json.dumps(found))
 """
@@ -527,8 +533,9 @@ folder, model, source_file, cores, tokens, mode = sys.argv[1:7]
 cores, tokens = int(cores), int(tokens)
 one = mode == "truncate"
 loaded = []
+replicas = 1 if one else cores  # as ours on an idle machine: a one-off on one replica of every core
 loading = threading.Thread(target=lambda: loaded.append(ctranslate2.Translator(folder, device="cpu",
-    compute_type="int8", intra_threads=1, inter_threads=cores)))
+    compute_type="int8", intra_threads=cores // replicas, inter_threads=replicas)))
 loading.start()  # the model loads (native, without the GIL) while the tokenizer loads
 tok = Tokenizer.from_file(model + "/tokenizer.json")
 prefix = tok.encode("summarize: ", add_special_tokens=False).ids
@@ -547,7 +554,7 @@ for number, batch in enumerate(batches):
     batch = batch if number == 0 else [source(t) for t in batch]
     if number == 0:
         loading.join()
-    pending += loaded[0].translate_batch(batch, max_batch_size=-(-len(batch) // cores), **options)
+    pending += loaded[0].translate_batch(batch, max_batch_size=-(-len(batch) // replicas), **options)
 for result in pending:
     print(tok.decode([tok.token_to_id(t) for t in result.result().hypotheses[0]]))
 """
@@ -571,24 +578,32 @@ def _bare_process(cache: Path | str, model: Path, source: Path, mode: str) -> li
 
 
 def _engine_floor(
-    cache: Path | str, model: Path, article: Path, corpus: Path, layout: str = "replicas"
+    cache: Path | str, model: Path, article: Path, corpus: Path, layout: str = "ours"
 ) -> dict[str, float]:
     """CTranslate2's translate_batch alone, in a process that has already loaded everything: what no
-    change above the engine can beat on this machine (4 beams, the model's own settings). `layout`
-    "replicas" is ours (a replica of one thread per core, OpenMP waiting passively, as our process sets
-    it); "spinning" is one replica of every core with OpenMP spinning, for the one-offs only."""
+    change above the engine can beat on this machine (4 beams, the model's own settings). `layout` "ours"
+    is our process's on an idle machine (one-offs on one replica of every core whose threads spin briefly,
+    the batch on a replica of one thread per core); "spinning" runs the one-offs with libgomp's own spin."""
     folder, cores = _converted(cache, model)
-    env = {k: v for k, v in os.environ.items() if k != "OMP_WAIT_POLICY"}
-    if layout == "replicas":
-        env["OMP_WAIT_POLICY"] = "PASSIVE"
     out = subprocess.run(
         [sys.executable, "-c", _FLOOR, folder, str(model), str(article), str(corpus), cores, str(OUT_TOKENS), layout],
         check=True,
         capture_output=True,
         text=True,
-        env=env,
+        env=_openmp_env(os.environ, spins=layout == "ours"),
     )
     return json.loads(out.stdout)
+
+
+def _openmp_env(base: dict | os._Environ, spins: bool) -> dict[str, str]:
+    """`base` without any OpenMP wait setting, then with our short spin where `spins`: the bench imports
+    ct2_backend, which sets it in its own process, and no child may inherit what it is compared by."""
+    from summarize_cli.model.backends.ct2_backend import SHORT_SPIN
+
+    env = {k: v for k, v in base.items() if k not in ("OMP_WAIT_POLICY", "GOMP_SPINCOUNT")}
+    if spins:
+        env["GOMP_SPINCOUNT"] = SHORT_SPIN
+    return env
 
 
 def _tail_rate(stamps: list[float], last: int) -> float:

@@ -344,53 +344,60 @@ def test_auto_falls_back_to_torch_when_conversion_fails_and_remembers(tiny_model
 
 
 @pytest.mark.parametrize(
-    ("preset", "expected", "spinning"),
+    ("policy", "spins", "seen", "one_off"),
     [
-        (None, "PASSIVE", False),
-        ("", "PASSIVE", False),  # blank: libgomp would spin, as if unset
-        ("PASSIVE", "PASSIVE", False),
-        (" passive ", " passive ", False),
-        ("ACTIVE", "ACTIVE", True),
-        (" active ", " active ", True),
-        ("garbage", "garbage", False),  # libgomp says it is invalid and spins anyway: no barriers to spin at
-        ("TRUE", "TRUE", False),
+        (None, None, (None, ct2_backend.SHORT_SPIN), "free"),  # ours: a short spin, then sleep
+        ("", None, ("", ct2_backend.SHORT_SPIN), "free"),  # blank: libgomp would spin, as if unset
+        ("PASSIVE", None, ("PASSIVE", None), "one"),  # threads sleep at every barrier: no barriers
+        (" passive ", None, (" passive ", None), "one"),
+        ("ACTIVE", None, ("ACTIVE", None), "every"),  # the user's machine: every core, spinning
+        (" active ", None, (" active ", None), "every"),
+        ("garbage", None, ("garbage", None), "one"),  # libgomp rejects it (and spins 300,000 times)
+        (None, "2000", (None, "2000"), "free"),  # the user's own spin count
+        (None, "0", (None, "0"), "one"),  # a spin count of 0 is waiting passively
     ],
 )
-def test_ctranslate2_threads_wait_passively_unless_the_user_says_otherwise(tiny_model, preset, expected, spinning):
-    """libgomp reads OMP_WAIT_POLICY once, when CTranslate2 loads it: a spinning wait makes a one-off many
-    times slower whenever another process holds a core. It must be set before that, and never over the
-    user's; a user's spinning policy is remembered (it gives a one-off every core, see the layout test)."""
-    env = {k: v for k, v in os.environ.items() if k != "OMP_WAIT_POLICY"}
-    if preset is not None:
-        env["OMP_WAIT_POLICY"] = preset
+def test_ctranslate2_threads_spin_briefly_unless_the_user_says_otherwise(tiny_model, policy, spins, seen, one_off):
+    """libgomp reads OMP_WAIT_POLICY and GOMP_SPINCOUNT once, when CTranslate2 loads it: its default spin
+    makes a one-off many times slower whenever another process holds a core. Ours must be set before
+    that and never over the user's, and the user's choice decides how a one-off may use the cores."""
+    env = {k: v for k, v in os.environ.items() if k not in ("OMP_WAIT_POLICY", "GOMP_SPINCOUNT")}
+    for name, value in (("OMP_WAIT_POLICY", policy), ("GOMP_SPINCOUNT", spins)):
+        if value is not None:
+            env[name] = value
     code = (
         "import os, sys\nseen = []\n"
         "class Spy:  # asked first for every module not yet imported, however it is imported\n"
         "    def find_spec(self, name, path=None, target=None):\n"
         "        if name == 'ctranslate2':  # what libgomp will read, as it loads\n"
-        "            seen.append(os.environ.get('OMP_WAIT_POLICY'))\n"
+        "            seen.append((os.environ.get('OMP_WAIT_POLICY'), os.environ.get('GOMP_SPINCOUNT')))\n"
         "sys.meta_path.insert(0, Spy())\n"
         "from summarize_cli.model.engine import load_engine\n"
         f"load_engine({str(tiny_model)!r}, backend='ctranslate2')\n"
         "from summarize_cli.model.backends import ct2_backend\n"
-        "print(repr(seen), ct2_backend.SPINNING)\n"
+        "print(repr(seen), ct2_backend.ONE_OFF_CORES)\n"
     )
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, env=env)
     assert done.returncode == 0, done.stderr
-    assert done.stdout.strip() == f"{[expected]!r} {spinning}"
+    assert done.stdout.strip() == f"{[seen]!r} {one_off}"
 
 
 @pytest.mark.parametrize(
-    ("device", "one_document", "spinning", "intra", "inter"),
+    ("device", "one_document", "one_off", "free", "intra", "inter"),
     [
-        ("cpu", False, False, 1, 3),  # many inputs: a replica of one thread per core
-        ("cpu", True, False, 1, 3),  # a one-off too: threads waiting passively at every barrier lose
-        ("cpu", False, True, 1, 3),  # spinning changes nothing for many inputs
-        ("cpu", True, True, 3, 1),  # a one-off where the user lets OpenMP spin: one replica of every core
-        ("cuda", True, False, 0, 1),  # the GPU: one replica, CTranslate2's own threads
+        ("cpu", False, "free", 3, 1, 3),  # many inputs: a replica of one thread per core
+        ("cpu", False, "every", 3, 1, 3),  # whatever the policy
+        ("cpu", True, "free", 3, 3, 1),  # a one-off on an idle machine: one replica of every core
+        ("cpu", True, "free", 2, 2, 1),  # ... of the cores no other process is running on
+        ("cpu", True, "free", 1, 1, 3),  # no two free: replicas of one thread, as for a batch
+        ("cpu", True, "every", 1, 3, 1),  # the user's ACTIVE: every core, busy or not
+        ("cpu", True, "one", 3, 1, 3),  # threads that sleep at every barrier: replicas of one thread
+        ("cuda", True, "free", 3, 0, 1),  # the GPU: one replica, CTranslate2's own threads
     ],
 )
-def test_ctranslate2_lays_replicas_over_the_cores(monkeypatch, tmp_path, device, one_document, spinning, intra, inter):
+def test_ctranslate2_lays_replicas_over_the_cores(
+    monkeypatch, tmp_path, device, one_document, one_off, free, intra, inter
+):
     """What ctranslate2.Translator is asked for, and what the backend says (-v) it has."""
     import ctranslate2
 
@@ -401,7 +408,8 @@ def test_ctranslate2_lays_replicas_over_the_cores(monkeypatch, tmp_path, device,
         return object()
 
     monkeypatch.setattr(ctranslate2, "Translator", translator)
-    monkeypatch.setattr(ct2_backend, "SPINNING", spinning)
+    monkeypatch.setattr(ct2_backend, "ONE_OFF_CORES", one_off)
+    monkeypatch.setattr(ct2_backend, "free_cores", lambda cores: min(cores, free))
     monkeypatch.setattr(ct2_backend, "keep_freed_memory", lambda: True)  # not this test process's malloc
     made = ct2_backend.Translator(tmp_path, device, 0, "int8", 3, one_document)
     made.loaded()
@@ -410,37 +418,94 @@ def test_ctranslate2_lays_replicas_over_the_cores(monkeypatch, tmp_path, device,
     assert (made.replicas, made.replica_threads) == (inter, intra or None)
 
 
+def _fake_proc(tmp_path: Path, runnable: int, own_states: str) -> tuple[Path, Path]:
+    loadavg = tmp_path / "loadavg"
+    loadavg.write_text(f"0.52 0.58 0.59 {runnable}/85 4321\n")
+    tasks = tmp_path / "task"
+    for number, state in enumerate(own_states):
+        (tasks / str(100 + number)).mkdir(parents=True)
+        (tasks / str(100 + number) / "stat").write_text(f"{100 + number} (a (b) c) {state} 1 2 3\n")
+    return loadavg, tasks
+
+
+@pytest.mark.parametrize(
+    ("runnable", "own_states", "cores", "free"),
+    [
+        (1, "RS", 4, 4),  # only this thread runs
+        (2, "RR", 4, 4),  # both runnable threads are ours
+        (3, "RS", 4, 2),  # two other threads run somewhere
+        (9, "R", 4, 1),  # a busy machine: at least one
+        (1, "SS", 2, 2),  # the reading thread is counted as ours even if it read itself as sleeping
+    ],
+)
+def test_free_cores_counts_what_other_processes_run(tmp_path, runnable, own_states, cores, free):
+    from summarize_cli.model.backends import free_cores
+
+    loadavg, tasks = _fake_proc(tmp_path, runnable, own_states)
+    assert free_cores(cores, loadavg, tasks) == free
+
+
+def test_free_cores_without_proc_counts_every_core(tmp_path):
+    from summarize_cli.model.backends import free_cores
+
+    assert free_cores(6, tmp_path / "absent", tmp_path / "absent-too") == 6
+
+
 @pytest.mark.skipif(usable_cpus() < 2, reason="needs two CPUs for two replicas")
-def test_a_one_off_loads_a_replica_per_core(tiny_model):
-    """The real translator behind a one-off: as many replicas as threads, as the backend (and -v) says."""
-    engine = load_engine(str(tiny_model), backend="ctranslate2", threads=2, one_document=True)
+def test_a_one_off_beside_a_busy_process_loads_a_replica_per_core(tiny_model):
+    """The real translator behind a one-off while another process holds a core: as many replicas as
+    threads (a partner thread would be descheduled at every barrier), as the backend (and -v) says."""
+    busy = subprocess.Popen([sys.executable, "-c", "while True: pass"])
+    try:
+        engine = load_engine(str(tiny_model), backend="ctranslate2", threads=2, one_document=True)
+    finally:
+        busy.kill()
+        busy.wait()
     assert engine.backend.translator.num_translators == engine.backend.replicas == 2
     assert engine.backend.replica_threads == 1
 
 
+# The child patches free_cores to "every core free" where the test needs an idle machine, so a stray
+# process on the test machine cannot change the layout; a busy process is started for real.
+_CLI_WITH_FREE_CORES = (
+    "import sys\nfrom summarize_cli.model.backends import ct2_backend\n"
+    "if sys.argv[1] == 'idle':\n    ct2_backend.free_cores = lambda cores: cores\n"
+    "from summarize_cli.cli.app import main\nsys.argv = ['summarize', *sys.argv[2:]]\nmain()\n"
+)
+
+
 @pytest.mark.parametrize(
-    ("policy", "inputs", "layout"),
+    ("policy", "machine", "inputs", "layout"),
     [
-        (None, 1, "2 replicas of 1 thread"),
-        ("ACTIVE", 1, "1 replica of 2 threads"),
-        ("ACTIVE", 2, "2 replicas of 1 thread"),
+        (None, "idle", 1, "1 replica of 2 threads"),
+        (None, "busy", 1, "2 replicas of 1 thread"),
+        (None, "idle", 2, "2 replicas of 1 thread"),
+        ("PASSIVE", "idle", 1, "2 replicas of 1 thread"),
+        ("ACTIVE", "busy", 1, "1 replica of 2 threads"),
+        ("ACTIVE", "idle", 2, "2 replicas of 1 thread"),
     ],
 )
 @pytest.mark.skipif(usable_cpus() < 2, reason="needs two CPUs for --threads 2")
-def test_verbose_says_how_a_run_uses_the_cores(tiny_model, tmp_path, samples, policy, inputs, layout):
+def test_verbose_says_how_a_run_uses_the_cores(tiny_model, samples, policy, machine, inputs, layout):
     """A real process, as the user starts it: the wait policy is read when ctranslate2 is first imported."""
-    env = {k: v for k, v in os.environ.items() if k != "OMP_WAIT_POLICY"}
+    env = {k: v for k, v in os.environ.items() if k not in ("OMP_WAIT_POLICY", "GOMP_SPINCOUNT")}
     if policy is not None:
         env["OMP_WAIT_POLICY"] = policy
     files = sorted(samples.glob("*.txt"))[:inputs]
-    done = subprocess.run(
-        [sys.executable, "-m", "summarize_cli", "-m", str(tiny_model), "--backend", "ctranslate2", "--threads", "2"]
-        + ["-v", "--no-cache", *FAST, *map(str, files)],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        env=env,
-    )
+    busy = subprocess.Popen([sys.executable, "-c", "while True: pass"]) if machine == "busy" else None
+    try:
+        done = subprocess.run(
+            [sys.executable, "-c", _CLI_WITH_FREE_CORES, machine, "-m", str(tiny_model), "--backend", "ctranslate2"]
+            + ["--threads", "2", "-v", "--no-cache", *FAST, *map(str, files)],
+            capture_output=True,
+            text=True,
+            timeout=120,
+            env=env,
+        )
+    finally:
+        if busy is not None:
+            busy.kill()
+            busy.wait()
     assert done.returncode == 0, done.stderr
     described = next(line for line in done.stderr.splitlines() if line.startswith("model "))
     assert f"precision int8, {layout}, batch size" in described, described

@@ -66,6 +66,27 @@ def physical_cores() -> int:
     return max(1, min(usable, physical or usable))
 
 
+def free_cores(
+    cores: int, loadavg: str | os.PathLike[str] = "/proc/loadavg", tasks: str | os.PathLike[str] = "/proc/self/task"
+) -> int:
+    """Of `cores`, how many no other process is running on at this moment (at least 1): Linux's count of
+    runnable threads (/proc/loadavg) less this process's own. A snapshot, read where a one-off chooses its
+    layout; where it cannot be read, every core counts as free."""
+    try:
+        with open(loadavg, "rb") as f:
+            runnable = int(f.read().split()[3].split(b"/")[0])
+        own = 0
+        for task in os.listdir(tasks):
+            try:
+                with open(os.path.join(tasks, task, "stat"), "rb") as f:
+                    own += f.read().rsplit(b")", 1)[1].split()[0] == b"R"
+            except FileNotFoundError:  # the thread ended
+                continue
+    except (OSError, ValueError, IndexError):
+        return cores
+    return max(1, min(cores, cores - max(0, runnable - max(own, 1))))
+
+
 def _linux_cores() -> int | None:
     """Distinct cores in Linux's CPU topology (psutil's own first method, without importing psutil)."""
     import glob

@@ -13,20 +13,33 @@ from collections.abc import Callable
 from pathlib import Path
 
 from summarize_cli.errors import ModelLoadError, SettingsError
-from summarize_cli.model.backends import keep_freed_memory, physical_cores, strip_special
+from summarize_cli.model.backends import free_cores, keep_freed_memory, physical_cores, strip_special
 from summarize_cli.model.settings import GenerationSettings
 from summarize_cli.model.source import T5_FAMILY, ModelSource
 
 # CTranslate2's OpenMP (libgomp in the Linux wheels, configured when ctranslate2 is first imported) spins
-# a waiting thread up to 300,000 times at every barrier. A replica of several threads meets at a barrier
-# after every operation of every decoding step; when other processes hold the cores, the partner thread
-# is descheduled and the spinning one burns its slices: three one-offs side by side took up to 8 s each
-# instead of 1. So OpenMP waits passively, unless the user chose otherwise, and on CPU every replica is
-# one thread (see Translator): no barriers at all, which on T5 beat two threads waiting passively.
-_USER_POLICY = os.environ.get("OMP_WAIT_POLICY", "").strip()
-SPINNING = _USER_POLICY.upper() == "ACTIVE"  # the user's choice
-if not _USER_POLICY:  # unset or blank: libgomp would spin
-    os.environ["OMP_WAIT_POLICY"] = "PASSIVE"
+# a waiting thread up to 300,000 times at every barrier, and a replica of several threads meets at one
+# after every operation of every decoding step. When other processes hold the cores, the partner thread
+# is descheduled and the spinning one burns its slices (three one-offs side by side took up to 8 s each
+# instead of 1); waiting passively instead puts a thread to sleep at every barrier, which cost a lone
+# one-off more than its second core gave (1.23 s on two threads, 0.70 s on one). So, unless the user set
+# either, a waiting thread spins briefly and then sleeps, and a one-off takes only the cores no other
+# process is running on (see Translator); batches keep replicas of one thread, which never wait.
+SHORT_SPIN = "10000"  # about a few microseconds to a fraction of a millisecond, with the CPU's pause
+_USER_POLICY = os.environ.get("OMP_WAIT_POLICY", "").strip().upper()
+_USER_SPIN = os.environ.get("GOMP_SPINCOUNT", "").strip()
+if not _USER_POLICY and not _USER_SPIN:  # unset or blank: libgomp would spin 300,000 times
+    os.environ["GOMP_SPINCOUNT"] = SHORT_SPIN
+# How a one-off may spread over the cores: "every" (the user's ACTIVE: one replica of every core),
+# "free" (threads that spin briefly: one replica of the cores that are free when it starts) or "one"
+# (threads that sleep at every barrier, PASSIVE or a spin count of 0, or a policy libgomp rejects:
+# replicas of one thread).
+if _USER_POLICY == "ACTIVE":
+    ONE_OFF_CORES = "every"
+elif _USER_POLICY or _USER_SPIN == "0":
+    ONE_OFF_CORES = "one"
+else:
+    ONE_OFF_CORES = "free"
 
 # model_type values whose encoder-decoder CTranslate2's Transformers converter handles
 SUPPORTED_MODEL_TYPES = {"t5", "mt5", "umt5", "bart", "mbart", "pegasus", "marian", "m2m_100"}
@@ -259,14 +272,17 @@ class Translator:
         self.device = device if device == "cpu" else f"cuda:{device_index}"
         self.precision = compute_type
         self.threads = threads or physical_cores()
-        # On CPU, one replica of one thread per core: a batch's sub-batches, or a one-off's chunks, run side
-        # by side. A decoding step is too small to split over threads that wait passively at each barrier:
-        # a truncated one-off took 0.70 s on one thread and 1.23 s on two (t5-small; 2.1 and 3.0 s on
-        # t5-base). Only where the user lets OpenMP spin (OMP_WAIT_POLICY=ACTIVE: a machine of their own)
-        # does a one-off get one replica of every core, 0.5 s when no other process wants them.
-        every_core = device == "cpu" and one_document and SPINNING
-        self.replicas = self.threads if device == "cpu" and not every_core else 1
-        intra = (self.threads if every_core else 1) if device == "cpu" else 0
+        # On CPU a batch runs a replica of one thread per core: its sub-batches side by side, no barriers.
+        # A one-off (its chunks, then the reduce pass) runs one replica over the cores no other process is
+        # running on, its threads spinning briefly at each barrier: the truncated article took 0.45 s on
+        # two such threads against 0.70 s on one. With another process on the cores, the partner thread
+        # is descheduled at every barrier, so a one-off that finds no two cores free, or whose threads
+        # must sleep at barriers (ONE_OFF_CORES "one"), takes replicas of one thread like a batch.
+        replica_cores = 1
+        if device == "cpu" and one_document and ONE_OFF_CORES != "one":
+            replica_cores = self.threads if ONE_OFF_CORES == "every" else free_cores(self.threads)
+        self.replicas = self.threads if device == "cpu" and replica_cores == 1 else 1
+        intra = replica_cores if device == "cpu" else 0
         self.replica_threads = intra or None  # None: the device's own
         if device == "cpu":
             keep_freed_memory()
