@@ -451,16 +451,25 @@ def test_free_cores_without_proc_counts_every_core(tmp_path):
     assert free_cores(6, tmp_path / "absent", tmp_path / "absent-too") == 6
 
 
+def _busy_process() -> subprocess.Popen:
+    """A process that holds a core, returned once it spins (so Linux counts it as runnable)."""
+    busy = subprocess.Popen(
+        [sys.executable, "-c", "print('spinning', flush=True)\nwhile True: pass"], stdout=subprocess.PIPE, text=True
+    )
+    assert busy.stdout.readline() == "spinning\n"
+    return busy
+
+
 @pytest.mark.skipif(usable_cpus() < 2, reason="needs two CPUs for two replicas")
 def test_a_one_off_beside_a_busy_process_loads_a_replica_per_core(tiny_model):
     """The real translator behind a one-off while another process holds a core: as many replicas as
     threads (a partner thread would be descheduled at every barrier), as the backend (and -v) says."""
-    busy = subprocess.Popen([sys.executable, "-c", "while True: pass"])
+    busy = _busy_process()
     try:
         engine = load_engine(str(tiny_model), backend="ctranslate2", threads=2, one_document=True)
     finally:
         busy.kill()
-        busy.wait()
+        busy.communicate()  # reaps it and closes its pipe
     assert engine.backend.translator.num_translators == engine.backend.replicas == 2
     assert engine.backend.replica_threads == 1
 
@@ -492,7 +501,7 @@ def test_verbose_says_how_a_run_uses_the_cores(tiny_model, samples, policy, mach
     if policy is not None:
         env["OMP_WAIT_POLICY"] = policy
     files = sorted(samples.glob("*.txt"))[:inputs]
-    busy = subprocess.Popen([sys.executable, "-c", "while True: pass"]) if machine == "busy" else None
+    busy = _busy_process() if machine == "busy" else None
     try:
         done = subprocess.run(
             [sys.executable, "-c", _CLI_WITH_FREE_CORES, machine, "-m", str(tiny_model), "--backend", "ctranslate2"]
@@ -505,7 +514,7 @@ def test_verbose_says_how_a_run_uses_the_cores(tiny_model, samples, policy, mach
     finally:
         if busy is not None:
             busy.kill()
-            busy.wait()
+            busy.communicate()  # reaps it and closes its pipe
     assert done.returncode == 0, done.stderr
     described = next(line for line in done.stderr.splitlines() if line.startswith("model "))
     assert f"precision int8, {layout}, batch size" in described, described
