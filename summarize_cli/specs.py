@@ -102,7 +102,7 @@ class ModelSpec:
     offline: bool = False
     threads: int | None = None
     batch_size: int | None = None  # None: the engine's default for its backend and device
-    one_document: bool = False  # the run has one input: every core on one replica where OpenMP may spin
+    one_document: bool = False  # the run has one input: one replica over the free cores (see ct2_backend)
     method: str = "auto"
 
     def __post_init__(self) -> None:

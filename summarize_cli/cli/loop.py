@@ -137,7 +137,7 @@ def summarize_all(
         method=run.model.method,
     )
     readable = any(isinstance(i, InputFile) for i in items)
-    if expected == 1 and ray is None:  # a one-off: every core on one replica where OpenMP may spin
+    if expected == 1 and ray is None:  # a one-off: one replica over the free cores (see ct2_backend)
         run = replace(run, model=replace(run.model, one_document=True))
     ray_data = ray is not None and readable and not output.extract and on_ray_data(items, output)
     planned = (inputs, output) if ray_data else None

@@ -91,7 +91,7 @@ def load_engine(
     one_document: bool = False,
 ) -> Engine:
     """Resolve `model` and load it on the chosen backend; `on_status` hears what is happening.
-    `one_document`: the run has a single input (CTranslate2 gives it every core where OpenMP may spin)."""
+    `one_document`: the run has a single input (CTranslate2 gives it one replica over the free cores)."""
     if model in _STAND_INS:
         return _STAND_INS[model](
             backend=backend, device=device, dtype=dtype, compute_type=compute_type, offline=offline, threads=threads
