@@ -347,14 +347,18 @@ def test_auto_falls_back_to_torch_when_conversion_fails_and_remembers(tiny_model
     ("policy", "spins", "seen", "one_off"),
     [
         (None, None, (None, ct2_backend.SHORT_SPIN), "free"),  # ours: a short spin, then sleep
-        ("", None, ("", ct2_backend.SHORT_SPIN), "free"),  # blank: libgomp would spin, as if unset
+        ("", None, (None, ct2_backend.SHORT_SPIN), "free"),  # blank: libgomp would warn, then spin long
+        (None, " ", (None, ct2_backend.SHORT_SPIN), "free"),
         ("PASSIVE", None, ("PASSIVE", None), "one"),  # threads sleep at every barrier: no barriers
         (" passive ", None, (" passive ", None), "one"),
         ("ACTIVE", None, ("ACTIVE", None), "every"),  # the user's machine: every core, spinning
         (" active ", None, (" active ", None), "every"),
+        ("ACTIVE", "0", ("ACTIVE", "0"), "one"),  # libgomp: the spin count wins, so threads sleep
         ("garbage", None, ("garbage", None), "one"),  # libgomp rejects it (and spins 300,000 times)
         (None, "2000", (None, "2000"), "free"),  # the user's own spin count
         (None, "0", (None, "0"), "one"),  # a spin count of 0 is waiting passively
+        (None, "00", (None, "00"), "one"),
+        (None, "many", (None, "many"), "one"),  # rejected by libgomp: its long default, never ours
     ],
 )
 def test_ctranslate2_threads_spin_briefly_unless_the_user_says_otherwise(tiny_model, policy, spins, seen, one_off):
@@ -416,6 +420,29 @@ def test_ctranslate2_lays_replicas_over_the_cores(
     assert (asked["device"], asked["device_index"], asked["compute_type"]) == (device, 0, "int8")
     assert (asked["intra_threads"], asked["inter_threads"]) == (intra, inter)
     assert (made.replicas, made.replica_threads) == (inter, intra or None)
+
+
+@pytest.mark.parametrize(
+    ("value", "count"),
+    [("0", 0), ("00", 0), (" 7 ", 7), ("10k", 10_000), ("2M", 2_000_000), ("infinite", 2**64 - 1)]
+    + [("INFINITY", 2**64 - 1), ("many", None), ("-1", None), ("1.5", None)],
+)
+def test_spin_counts_are_read_as_libgomp_reads_them(value, count):
+    assert ct2_backend.spin_count(value) == count
+
+
+def test_free_cores_looks_again_past_a_passing_thread(monkeypatch):
+    """A thread that is runnable for a moment (a kernel thread, this process's own between two states) must
+    not cost an idle machine its cores; a process that holds a core is in every snapshot."""
+    from summarize_cli import model
+
+    seen = iter([1, 1, 0, 1])
+    monkeypatch.setattr(model.backends, "_other_runnable", lambda loadavg, tasks: next(seen))
+    assert model.backends.free_cores(2) == 2
+    looks = []
+    monkeypatch.setattr(model.backends, "_other_runnable", lambda loadavg, tasks: looks.append(1) or 1)
+    assert model.backends.free_cores(2) == 1
+    assert len(looks) == 8
 
 
 def _fake_proc(tmp_path: Path, runnable: int, own_states: str) -> tuple[Path, Path]:

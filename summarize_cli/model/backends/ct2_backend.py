@@ -26,20 +26,36 @@ from summarize_cli.model.source import T5_FAMILY, ModelSource
 # either, a waiting thread spins briefly and then sleeps, and a one-off takes only the cores no other
 # process is running on (see Translator); batches keep replicas of one thread, which never wait.
 SHORT_SPIN = "10000"  # about a few microseconds to a fraction of a millisecond, with the CPU's pause
-_USER_POLICY = os.environ.get("OMP_WAIT_POLICY", "").strip().upper()
-_USER_SPIN = os.environ.get("GOMP_SPINCOUNT", "").strip()
-if not _USER_POLICY and not _USER_SPIN:  # unset or blank: libgomp would spin 300,000 times
+
+
+def spin_count(value: str) -> int | None:
+    """GOMP_SPINCOUNT as libgomp reads it (a count, with an optional k, M, G or T, or "infinite"), or
+    None for a value it rejects (it warns, and spins as long as its default)."""
+    found = re.fullmatch(r"\s*(?:(infinite|infinity)|(\d+)\s*([kmgt])?)\s*", value, re.IGNORECASE)
+    if found is None:
+        return None
+    if found[1]:
+        return 2**64 - 1
+    return int(found[2]) * 1000 ** ("_kmgt".index(found[3].lower()) if found[3] else 0)
+
+
+def one_off_cores(policy: str, spins: str) -> str:
+    """How a one-off may spread over the cores, by the user's OpenMP settings (blank: unset): "every"
+    (ACTIVE: one replica of every core), "free" (threads that spin briefly: one replica of the cores free
+    when it starts) or "one" (threads that sleep at every barrier, PASSIVE or a spin count of 0, or a
+    value libgomp rejects, which spins as long as its default: replicas of one thread)."""
+    policy, count = policy.strip().upper(), spin_count(spins) if spins.strip() else int(SHORT_SPIN)
+    if count is None or count == 0 or policy not in ("", "ACTIVE"):
+        return "one"
+    return "every" if policy == "ACTIVE" else "free"
+
+
+for _name in ("OMP_WAIT_POLICY", "GOMP_SPINCOUNT"):
+    if not os.environ.get(_name, "x").strip():  # blank: libgomp warns that it is invalid, then ignores it
+        del os.environ[_name]
+if "OMP_WAIT_POLICY" not in os.environ and "GOMP_SPINCOUNT" not in os.environ:  # libgomp: 300,000 spins
     os.environ["GOMP_SPINCOUNT"] = SHORT_SPIN
-# How a one-off may spread over the cores: "every" (the user's ACTIVE: one replica of every core),
-# "free" (threads that spin briefly: one replica of the cores that are free when it starts) or "one"
-# (threads that sleep at every barrier, PASSIVE or a spin count of 0, or a policy libgomp rejects:
-# replicas of one thread).
-if _USER_POLICY == "ACTIVE":
-    ONE_OFF_CORES = "every"
-elif _USER_POLICY or _USER_SPIN == "0":
-    ONE_OFF_CORES = "one"
-else:
-    ONE_OFF_CORES = "free"
+ONE_OFF_CORES = one_off_cores(os.environ.get("OMP_WAIT_POLICY", ""), os.environ.get("GOMP_SPINCOUNT", ""))
 
 # model_type values whose encoder-decoder CTranslate2's Transformers converter handles
 SUPPORTED_MODEL_TYPES = {"t5", "mt5", "umt5", "bart", "mbart", "pegasus", "marian", "m2m_100"}
