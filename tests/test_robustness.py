@@ -14,7 +14,7 @@ import tracemalloc
 from pathlib import Path
 
 import pytest
-from conftest import CACHED, FAST, run, usage_error
+from conftest import CACHED, FAST, GENERATE, run, usage_error
 
 from summarize_cli.documents import Document
 from summarize_cli.inputs import sources
@@ -330,6 +330,28 @@ def test_every_choice_that_shapes_a_summary_is_in_its_cache_key(
 
     assert (cached(before), cached(before)) == (False, True)
     assert (cached(after), cached(after)) == (False, True)
+
+
+def test_a_cached_truncated_summary_says_what_the_model_was_given(echo_model, tmp_path, monkeypatch):
+    """A hit is the fresh result again: the same record (but for `cached` and `seconds`) and the same -v
+    line, "N tokens to the model (of M)", not the whole input's count as if it had all been sent."""
+    monkeypatch.setenv("SUMMARIZE_CACHE_DIR", str(tmp_path / "cache"))
+    article = tmp_path / "long.txt"
+    article.write_text(" ".join(f"Sentence number {n} tells of the harbour." for n in range(400)), encoding="utf-8")
+    args = [str(article), "-f", "jsonl", "--long", "truncate", "-v", *GENERATE]
+    fresh, hit = run(args), run(args)
+    assert fresh.exit_code == hit.exit_code == 0
+    first, second = json.loads(fresh.stdout), json.loads(hit.stdout)
+    assert (first["cached"], second["cached"]) == (False, True)
+    assert first["truncated"] is True
+    drop = ("cached", "seconds")
+    assert {k: v for k, v in second.items() if k not in drop} == {k: v for k, v in first.items() if k not in drop}
+
+    def told(result) -> str:
+        return next(line for line in result.stderr.splitlines() if " to the model" in line)
+
+    assert told(hit) == told(fresh).rsplit(", in ", 1)[0] + ", from the cache"
+    assert f" tokens to the model (of {first['input_tokens']}), 1 chunk, truncated, from the cache" in told(hit)
 
 
 def test_unseeded_sampling_is_never_cached(echo_model, samples):

@@ -10,11 +10,12 @@ from summarize_cli.documents import Document, Problem, Result
 # every Result field but the document it summarises, in the order records show them
 RESULT_FIELDS = tuple(f.name for f in fields(Result) if f.name != "document")
 # bumped whenever what the cache keeps changes meaning (2: warnings no longer carry the document's name)
-CACHE_SCHEMA = 3  # 3: trimmed, passthrough and sections
+CACHE_SCHEMA = 4  # 3: trimmed, passthrough and sections; 4: sent_tokens
 # what a cached result keeps: the fields that depend on the text and settings only, not on this run
 CACHED_FIELDS = (
     "summary",
     "input_tokens",
+    "sent_tokens",
     "chunks",
     "truncated",
     "warnings",
