@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import resource
@@ -359,6 +360,10 @@ def test_auto_falls_back_to_torch_when_conversion_fails_and_remembers(tiny_model
         (None, "0", (None, "0"), "one"),  # a spin count of 0 is waiting passively
         (None, "00", (None, "00"), "one"),
         (None, "many", (None, "many"), "one"),  # rejected by libgomp: its long default, never ours
+        (None, "1" * 21, (None, "1" * 21), "one"),  # past strtoull's range: rejected too
+        (None, "10k", (None, "10k"), "free"),
+        ("ACTIVE", " ", ("ACTIVE", None), "every"),  # a blank count beside the user's policy: not ours
+        ("", "2000", (None, "2000"), "free"),
     ],
 )
 def test_ctranslate2_threads_spin_briefly_unless_the_user_says_otherwise(tiny_model, policy, spins, seen, one_off):
@@ -384,6 +389,8 @@ def test_ctranslate2_threads_spin_briefly_unless_the_user_says_otherwise(tiny_mo
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, env=env)
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip() == f"{[seen]!r} {one_off}"
+    rejected = (policy or "").strip().upper() not in ("", "ACTIVE", "PASSIVE") or spins in ("many", "1" * 21)
+    assert ("libgomp: Invalid value" in done.stderr) == rejected, done.stderr  # blank values never reach it
 
 
 @pytest.mark.parametrize(
@@ -413,10 +420,12 @@ def test_ctranslate2_lays_replicas_over_the_cores(
 
     monkeypatch.setattr(ctranslate2, "Translator", translator)
     monkeypatch.setattr(ct2_backend, "ONE_OFF_CORES", one_off)
-    monkeypatch.setattr(ct2_backend, "free_cores", lambda cores: min(cores, free))
+    looked = []  # free_cores sleeps between its looks: only a one-off that may spread over cores pays that
+    monkeypatch.setattr(ct2_backend, "free_cores", lambda wanted: looked.append(wanted) or min(wanted, free))
     monkeypatch.setattr(ct2_backend, "keep_freed_memory", lambda: True)  # not this test process's malloc
     made = ct2_backend.Translator(tmp_path, device, 0, "int8", 3, one_document)
     made.loaded()
+    assert looked == ([3] if (device, one_document, one_off) == ("cpu", True, "free") else [])
     assert (asked["device"], asked["device_index"], asked["compute_type"]) == (device, 0, "int8")
     assert (asked["intra_threads"], asked["inter_threads"]) == (intra, inter)
     assert (made.replicas, made.replica_threads) == (inter, intra or None)
@@ -424,8 +433,10 @@ def test_ctranslate2_lays_replicas_over_the_cores(
 
 @pytest.mark.parametrize(
     ("value", "count"),
-    [("0", 0), ("00", 0), (" 7 ", 7), ("10k", 10_000), ("2M", 2_000_000), ("infinite", 2**64 - 1)]
-    + [("INFINITY", 2**64 - 1), ("many", None), ("-1", None), ("1.5", None)],
+    [("0", 0), ("00", 0), (" 7 ", 7), ("+5", 5), ("10k", 10_000), ("1 k", 1000), ("2M", 2_000_000)]
+    + [("1g", 10**9), ("2T", 2 * 10**12), ("infinite", 2**64 - 1), ("INFINITY", 2**64 - 1)]
+    + [("-1", 2**64 - 1), ("18446744073709551615", 2**64 - 1), ("99999999999999T", 2**64 - 1)]
+    + [("18446744073709551616", None), ("many", None), ("10x", None), ("1.5", None), ("\u0661\u0660", None)],
 )
 def test_spin_counts_are_read_as_libgomp_reads_them(value, count):
     assert ct2_backend.spin_count(value) == count
@@ -434,15 +445,23 @@ def test_spin_counts_are_read_as_libgomp_reads_them(value, count):
 def test_free_cores_looks_again_past_a_passing_thread(monkeypatch):
     """A thread that is runnable for a moment (a kernel thread, this process's own between two states) must
     not cost an idle machine its cores; a process that holds a core is in every snapshot."""
+    import time
+
     from summarize_cli import model
 
+    slept = []
+    monkeypatch.setattr(time, "sleep", slept.append)
     seen = iter([1, 1, 0, 1])
     monkeypatch.setattr(model.backends, "_other_runnable", lambda loadavg, tasks: next(seen))
-    assert model.backends.free_cores(2) == 2
-    looks = []
+    assert model.backends.free_cores(2, cpus=2) == 2
+    assert slept == [0.0005, 0.0005]
+    looks, slept[:] = [], []
     monkeypatch.setattr(model.backends, "_other_runnable", lambda loadavg, tasks: looks.append(1) or 1)
-    assert model.backends.free_cores(2) == 1
-    assert len(looks) == 8
+    assert model.backends.free_cores(2, cpus=2) == 1
+    assert (len(looks), slept) == (8, [0.0005] * 7)
+    seen = iter([1, None])  # /proc stopped answering: every thread counts as free
+    monkeypatch.setattr(model.backends, "_other_runnable", lambda loadavg, tasks: next(seen))
+    assert model.backends.free_cores(2, cpus=2) == 2
 
 
 def _fake_proc(tmp_path: Path, runnable: int, own_states: str) -> tuple[Path, Path]:
@@ -451,52 +470,75 @@ def _fake_proc(tmp_path: Path, runnable: int, own_states: str) -> tuple[Path, Pa
     tasks = tmp_path / "task"
     for number, state in enumerate(own_states):
         (tasks / str(100 + number)).mkdir(parents=True)
-        (tasks / str(100 + number) / "stat").write_text(f"{100 + number} (a (b) c) {state} 1 2 3\n")
+        if state != "-":  # "-": a thread gone, its folder listed but its stat unreadable
+            (tasks / str(100 + number) / "stat").write_text(f"{100 + number} (a (b) c) {state} 1 2 3\n")
     return loadavg, tasks
 
 
 @pytest.mark.parametrize(
-    ("runnable", "own_states", "cores", "free"),
+    ("runnable", "own_states", "wanted", "cpus", "free"),
     [
-        (1, "RS", 4, 4),  # only this thread runs
-        (2, "RR", 4, 4),  # both runnable threads are ours
-        (3, "RS", 4, 2),  # two other threads run somewhere
-        (9, "R", 4, 1),  # a busy machine: at least one
-        (1, "SS", 2, 2),  # the reading thread is counted as ours even if it read itself as sleeping
+        (1, "RS", 4, 4, 4),  # only this thread runs
+        (2, "RR", 4, 4, 4),  # both runnable threads are ours
+        (3, "RS", 4, 4, 2),  # two other threads run somewhere
+        (9, "R", 4, 4, 1),  # a busy machine: at least one
+        (1, "SS", 2, 2, 2),  # the reading thread is counted as ours even if it read itself as sleeping
+        (2, "R", 2, 16, 2),  # --threads 2 on 16 CPUs beside one busy process: 15 are free
+        (15, "R", 4, 16, 2),  # 14 busy of 16
+        (1, "R-", 2, 2, 2),  # a thread that ended between the listing and the read
     ],
 )
-def test_free_cores_counts_what_other_processes_run(tmp_path, runnable, own_states, cores, free):
+def test_free_cores_counts_what_other_processes_run(tmp_path, runnable, own_states, wanted, cpus, free):
     from summarize_cli.model.backends import free_cores
 
     loadavg, tasks = _fake_proc(tmp_path, runnable, own_states)
-    assert free_cores(cores, loadavg, tasks) == free
+    assert free_cores(wanted, cpus, loadavg, tasks) == free
 
 
-def test_free_cores_without_proc_counts_every_core(tmp_path):
+def test_free_cores_without_proc_counts_every_thread(tmp_path):
     from summarize_cli.model.backends import free_cores
 
-    assert free_cores(6, tmp_path / "absent", tmp_path / "absent-too") == 6
+    loadavg, tasks = _fake_proc(tmp_path, 1, "R")
+    assert free_cores(6, 2, tmp_path / "absent", tasks) == 6
+    assert free_cores(6, 2, loadavg, tmp_path / "absent") == 6
+    loadavg.write_text("garbage\n")
+    assert free_cores(6, 2, loadavg, tasks) == 6
 
 
-def _busy_process() -> subprocess.Popen:
-    """A process that holds a core, returned once it spins (so Linux counts it as runnable)."""
-    busy = subprocess.Popen(
-        [sys.executable, "-c", "print('spinning', flush=True)\nwhile True: pass"], stdout=subprocess.PIPE, text=True
-    )
-    assert busy.stdout.readline() == "spinning\n"
-    return busy
+class _BusyMachine:
+    """Processes that hold every CPU but one, each started once it spins (so Linux counts it runnable)."""
+
+    def __enter__(self):
+        self.spinning = []
+        for _ in range((os.cpu_count() or 2) - 1):
+            self.spinning.append(
+                subprocess.Popen(
+                    [sys.executable, "-c", "print('spinning', flush=True)\nwhile True: pass"],
+                    stdout=subprocess.PIPE,
+                    text=True,
+                )
+            )
+            assert self.spinning[-1].stdout.readline() == "spinning\n"
+        return self
+
+    def __exit__(self, *exc):
+        for process in self.spinning:
+            process.kill()
+            process.communicate()  # reaps it and closes its pipe
+
+
+# the busy tests hold all CPUs but one: only where that is a few processes
+FEW_CPUS = pytest.mark.skipif(not 2 <= (os.cpu_count() or 1) <= 4, reason="needs 2 to 4 CPUs")
 
 
 @pytest.mark.skipif(usable_cpus() < 2, reason="needs two CPUs for two replicas")
-def test_a_one_off_beside_a_busy_process_loads_a_replica_per_core(tiny_model):
-    """The real translator behind a one-off while another process holds a core: as many replicas as
+@FEW_CPUS
+def test_a_one_off_beside_a_busy_process_loads_a_replica_per_core(tiny_model, monkeypatch):
+    """The real translator behind a one-off while other processes hold the cores: as many replicas as
     threads (a partner thread would be descheduled at every barrier), as the backend (and -v) says."""
-    busy = _busy_process()
-    try:
+    monkeypatch.setattr(ct2_backend, "ONE_OFF_CORES", "free")  # whatever this test process's environment says
+    with _BusyMachine():
         engine = load_engine(str(tiny_model), backend="ctranslate2", threads=2, one_document=True)
-    finally:
-        busy.kill()
-        busy.communicate()  # reaps it and closes its pipe
     assert engine.backend.translator.num_translators == engine.backend.replicas == 2
     assert engine.backend.replica_threads == 1
 
@@ -505,43 +547,40 @@ def test_a_one_off_beside_a_busy_process_loads_a_replica_per_core(tiny_model):
 # process on the test machine cannot change the layout; a busy process is started for real.
 _CLI_WITH_FREE_CORES = (
     "import sys\nfrom summarize_cli.model.backends import ct2_backend\n"
-    "if sys.argv[1] == 'idle':\n    ct2_backend.free_cores = lambda cores: cores\n"
+    "if sys.argv[1] == 'idle':\n    ct2_backend.free_cores = lambda wanted: wanted\n"
     "from summarize_cli.cli.app import main\nsys.argv = ['summarize', *sys.argv[2:]]\nmain()\n"
 )
 
 
 @pytest.mark.parametrize(
-    ("policy", "machine", "inputs", "layout"),
+    ("settings", "machine", "inputs", "layout"),
     [
-        (None, "idle", 1, "1 replica of 2 threads"),
-        (None, "busy", 1, "2 replicas of 1 thread"),
-        (None, "idle", 2, "2 replicas of 1 thread"),
-        ("PASSIVE", "idle", 1, "2 replicas of 1 thread"),
-        ("ACTIVE", "busy", 1, "1 replica of 2 threads"),
-        ("ACTIVE", "idle", 2, "2 replicas of 1 thread"),
+        ({}, "idle", 1, "1 replica of 2 threads"),
+        ({}, "busy", 1, "2 replicas of 1 thread"),
+        ({}, "idle", 2, "2 replicas of 1 thread"),
+        ({"OMP_WAIT_POLICY": "PASSIVE"}, "idle", 1, "2 replicas of 1 thread"),
+        ({"GOMP_SPINCOUNT": "0"}, "idle", 1, "2 replicas of 1 thread"),
+        ({"GOMP_SPINCOUNT": "5k"}, "idle", 1, "1 replica of 2 threads"),
+        ({"OMP_WAIT_POLICY": "ACTIVE"}, "busy", 1, "1 replica of 2 threads"),
+        ({"OMP_WAIT_POLICY": "ACTIVE"}, "idle", 2, "2 replicas of 1 thread"),
     ],
 )
 @pytest.mark.skipif(usable_cpus() < 2, reason="needs two CPUs for --threads 2")
-def test_verbose_says_how_a_run_uses_the_cores(tiny_model, samples, policy, machine, inputs, layout):
+def test_verbose_says_how_a_run_uses_the_cores(tiny_model, samples, settings, machine, inputs, layout):
     """A real process, as the user starts it: the wait policy is read when ctranslate2 is first imported."""
-    env = {k: v for k, v in os.environ.items() if k not in ("OMP_WAIT_POLICY", "GOMP_SPINCOUNT")}
-    if policy is not None:
-        env["OMP_WAIT_POLICY"] = policy
+    if machine == "busy" and not 2 <= (os.cpu_count() or 1) <= 4:
+        pytest.skip("needs 2 to 4 CPUs to hold all but one")
+    env = {k: v for k, v in os.environ.items() if k not in ("OMP_WAIT_POLICY", "GOMP_SPINCOUNT")} | settings
     files = sorted(samples.glob("*.txt"))[:inputs]
-    busy = _busy_process() if machine == "busy" else None
-    try:
+    with _BusyMachine() if machine == "busy" else contextlib.nullcontext():
         done = subprocess.run(
             [sys.executable, "-c", _CLI_WITH_FREE_CORES, machine, "-m", str(tiny_model), "--backend", "ctranslate2"]
-            + ["--threads", "2", "-v", "--no-cache", *FAST, *map(str, files)],
+            + ["--threads", "2", "-v", "--no-cache", "--long", "truncate", *FAST, *map(str, files)],
             capture_output=True,
             text=True,
             timeout=120,
             env=env,
         )
-    finally:
-        if busy is not None:
-            busy.kill()
-            busy.communicate()  # reaps it and closes its pipe
     assert done.returncode == 0, done.stderr
     described = next(line for line in done.stderr.splitlines() if line.startswith("model "))
     assert f"precision int8, {layout}, batch size" in described, described

@@ -5,6 +5,7 @@ from __future__ import annotations
 import errno
 import json
 import os
+import re
 import signal
 import sqlite3
 import subprocess
@@ -351,7 +352,9 @@ def test_a_cached_truncated_summary_says_what_the_model_was_given(echo_model, tm
         return next(line for line in result.stderr.splitlines() if " to the model" in line)
 
     assert told(hit) == told(fresh).rsplit(", in ", 1)[0] + ", from the cache"
-    assert f" tokens to the model (of {first['input_tokens']}), 1 chunk, truncated, from the cache" in told(hit)
+    sent = int(re.search(r"(\d+) tokens to the model \(of", told(hit))[1])
+    assert f"truncated from {first['input_tokens']} to {sent} tokens (--long truncate)" in first["warnings"]
+    assert f"{sent} tokens to the model (of {first['input_tokens']}), 1 chunk, truncated, from the cache" in told(hit)
 
 
 def test_unseeded_sampling_is_never_cached(echo_model, samples):

@@ -67,29 +67,32 @@ def physical_cores() -> int:
 
 
 def free_cores(
-    cores: int,
+    wanted: int,
+    cpus: int | None = None,
     loadavg: str | os.PathLike[str] = "/proc/loadavg",
     tasks: str | os.PathLike[str] = "/proc/self/task",
     looks: int = 8,
 ) -> int:
-    """Of `cores`, how many no other process is running on (at least 1): Linux's count of runnable
-    threads (/proc/loadavg) less this process's own, at the best of up to `looks` snapshots 0.5 ms apart.
-    One snapshot on an idle machine caught a kernel thread, or this process's own thread between two
-    states, in one run of 5 to 20; a process that holds a core is in every one. Where it cannot be read,
-    every core counts as free."""
+    """How many of `wanted` threads would find a CPU no other process is running on (at least 1): the
+    machine's CPUs (`cpus`, all the kernel has, as /proc/loadavg counts over all of them) less its
+    runnable threads that are not this process's own, at the best of up to `looks` snapshots 0.5 ms
+    apart. One snapshot on an idle machine caught a kernel thread, or this process's own thread between
+    two states, in one run of 5 to 20; a process that holds a core is in every one. Where /proc cannot
+    say, every thread counts as free."""
     import time
 
-    best = 1
+    cpus = cpus or os.cpu_count() or wanted
+    best = 0
     for look in range(looks):
         if look:
             time.sleep(0.0005)
         others = _other_runnable(loadavg, tasks)
         if others is None:
-            return cores
-        best = max(best, cores - others)
-        if best >= cores:
+            return wanted
+        best = max(best, cpus - others)
+        if best >= wanted:
             break
-    return min(cores, best)
+    return max(1, min(wanted, best))
 
 
 def _other_runnable(loadavg: str | os.PathLike[str], tasks: str | os.PathLike[str]) -> int | None:

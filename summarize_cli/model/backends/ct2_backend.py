@@ -28,15 +28,27 @@ from summarize_cli.model.source import T5_FAMILY, ModelSource
 SHORT_SPIN = "10000"  # about a few microseconds to a fraction of a millisecond, with the CPU's pause
 
 
+_SPACE = "[ \t\n\v\f\r]*"  # C's isspace, not Unicode's
+_SPIN_COUNT = re.compile(
+    f"{_SPACE}(?:(infinite|infinity)|([+-]?)([0-9]+){_SPACE}([kmgt])?){_SPACE}", re.IGNORECASE | re.ASCII
+)
+_ALL_SPINS = 2**64 - 1  # libgomp's ~0ULL: spin for ever
+
+
 def spin_count(value: str) -> int | None:
-    """GOMP_SPINCOUNT as libgomp reads it (a count, with an optional k, M, G or T, or "infinite"), or
-    None for a value it rejects (it warns, and spins as long as its default)."""
-    found = re.fullmatch(r"\s*(?:(infinite|infinity)|(\d+)\s*([kmgt])?)\s*", value, re.IGNORECASE)
+    """GOMP_SPINCOUNT as libgomp reads it (strtoull's number, with an optional k, M, G or T, or
+    "infinite"), or None for a value it rejects (it warns, and spins as long as its default)."""
+    found = _SPIN_COUNT.fullmatch(value)
     if found is None:
         return None
     if found[1]:
-        return 2**64 - 1
-    return int(found[2]) * 1000 ** ("_kmgt".index(found[3].lower()) if found[3] else 0)
+        return _ALL_SPINS
+    number = int(found[3])
+    if number > _ALL_SPINS:  # strtoull: out of range
+        return None
+    if found[2] == "-":  # strtoull negates in unsigned arithmetic: -1 is every spin there is
+        number = (_ALL_SPINS + 1 - number) & _ALL_SPINS
+    return min(_ALL_SPINS, number * 1000 ** ("_kmgt".index(found[4].lower()) if found[4] else 0))
 
 
 def one_off_cores(policy: str, spins: str) -> str:
