@@ -370,13 +370,14 @@ def _speed_rows(args, model: Path, article: Path, corpus: Path, env: dict) -> li
         "truncate": _bare_process(cache, model, article, "truncate"),
     }
     bare: dict[str, list[tuple[float, float, float]]] = {name: [] for name in bare_commands}
+    bare_env = _openmp_env(env, spins=True)  # the short spin our process sets itself
     spinning: dict[str, list[float]] = {"truncate": [], "map-reduce": []}
     for _ in range(max(args.repeat, 5)):
         ours["batch"].append(run_timed(batch, corpus, env))
         ours["truncate"].append(run_timed([*one_off, "--long", "truncate"], None, env))
         ours["map-reduce"].append(run_timed(one_off, None, env))
         for name, command in bare_commands.items():
-            bare[name].append(run_timed(command, None, _openmp_env(env, spins=True)))
+            bare[name].append(run_timed(command, None, bare_env))
         seconds = _engine_floor(cache, model, article, corpus)
         for name in floor:
             floor[name].append(seconds[name])
@@ -405,17 +406,8 @@ def _speed_rows(args, model: Path, article: Path, corpus: Path, env: dict) -> li
         layout = "a replica of one thread per core" if name == "batch" else "one replica of every core, as ours"
         rows.append((workload, f"translate_batch alone ({name}, {layout})", f"{base:.2f} s", "", "", ""))
         if name in spinning:
-            what = "the same, spinning as long as libgomp's default"
-            rows.append(
-                (
-                    workload,
-                    f"translate_batch alone ({name}, {what})",
-                    f"{statistics.median(spinning[name]):.2f} s",
-                    "",
-                    "",
-                    "",
-                )
-            )
+            label = f"translate_batch alone ({name}, the same, spinning as long as libgomp's default)"
+            rows.append((workload, label, f"{statistics.median(spinning[name]):.2f} s", "", "", ""))
     entry = str(Path(sys.executable).with_name("summarize"))
     bare_typer = args.work / "bare_typer.py"
     bare_typer.write_text(_bare_typer_app(_option_count()), encoding="utf-8")
