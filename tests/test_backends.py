@@ -631,3 +631,116 @@ def test_two_conversions_at_once_convert_once_without_fcntl(tiny_model, tmp_path
     assert errors == [] and len(engines) == 2
     assert len(conversions) == 1
     assert [e.backend.name for e in engines] == ["ctranslate2", "ctranslate2"]
+
+
+# a Hub id from the Hugging Face cache, read off the cache's layout: huggingface_hub stays unimported
+
+
+def hub_layout(cache: Path, name: str, model: Path, commit: str = "0123abcd" * 5) -> Path:
+    """`model` cached as huggingface_hub caches it: blobs, a snapshot of links to them, refs/main."""
+    repo = cache / f"models--{name.replace('/', '--')}"
+    snapshot = repo / "snapshots" / commit
+    snapshot.mkdir(parents=True)
+    (repo / "blobs").mkdir()
+    for path in sorted(model.iterdir()):
+        if path.is_file():
+            blob = repo / "blobs" / f"blob-{path.name}"
+            blob.write_bytes(path.read_bytes())
+            (snapshot / path.name).symlink_to(os.path.relpath(blob, snapshot))
+    (repo / "refs").mkdir()
+    (repo / "refs" / "main").write_text(commit)
+    return snapshot
+
+
+HUB_CACHE_SETTINGS = [
+    {},
+    {"HF_HOME": "{tmp}/home"},
+    {"XDG_CACHE_HOME": "{tmp}/xdg"},
+    {"HF_HOME": "{tmp}/home", "XDG_CACHE_HOME": "{tmp}/xdg"},
+    {"HUGGINGFACE_HUB_CACHE": "{tmp}/legacy", "HF_HOME": "{tmp}/home"},
+    {"HF_HUB_CACHE": "{tmp}/new", "HUGGINGFACE_HUB_CACHE": "{tmp}/legacy"},
+    {"HF_HUB_CACHE": "~/hub-in-home"},
+    {"HF_HOME": "$SOME_ROOT/hf", "SOME_ROOT": "{tmp}/root"},
+]
+
+
+@pytest.mark.parametrize("settings", HUB_CACHE_SETTINGS, ids=lambda s: "+".join(s) or "defaults")
+def test_the_hub_cache_is_found_where_huggingface_hub_finds_it(settings, tmp_path, monkeypatch):
+    from summarize_cli.model.source import hub_cache
+
+    names = ("HF_HOME", "XDG_CACHE_HOME", "HF_HUB_CACHE", "HUGGINGFACE_HUB_CACHE", "SOME_ROOT")
+    env = {k: v for k, v in os.environ.items() if k not in names}
+    env.update({k: v.format(tmp=tmp_path) for k, v in settings.items()})
+    env["HOME"] = str(tmp_path / "user")
+    asked = "from huggingface_hub import constants; print(constants.HF_HUB_CACHE)"
+    theirs = subprocess.run([sys.executable, "-c", asked], env=env, capture_output=True, text=True, check=True)
+    for name in names:
+        monkeypatch.delenv(name, raising=False)
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    assert str(hub_cache()) == theirs.stdout.strip()
+    assert str(hub_cache()).startswith(str(tmp_path))
+
+
+def test_a_cached_hub_model_is_its_snapshot_without_importing_huggingface_hub(
+    tiny_model, tmp_path, samples, monkeypatch
+):
+    from huggingface_hub import snapshot_download
+
+    cache = tmp_path / "hf" / "hub"
+    snapshot = hub_layout(cache, "someone/tiny-t5", tiny_model)
+    for name in ("HF_HUB_CACHE", "HUGGINGFACE_HUB_CACHE"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("HF_HOME", str(tmp_path / "hf"))
+    # the folder huggingface_hub names, and its commit as the revision that keys the conversion
+    source = resolve_model("someone/tiny-t5", offline=True)
+    theirs = snapshot_download("someone/tiny-t5", local_files_only=True, cache_dir=str(cache))
+    assert source.path == snapshot == Path(theirs)
+    assert source.revision == snapshot.name
+    # a whole run, as users make it: the model by its Hub id, and no huggingface_hub in the process
+    script = (  # main() exits through the exit handlers, without the interpreter's teardown
+        "import atexit, sys\nfrom summarize_cli.cli.app import main\nsys.argv = ['summarize', *sys.argv[1:]]\n"
+        "atexit.register(lambda: print('huggingface_hub' in sys.modules, file=sys.stderr))\nmain()\n"
+    )
+    article = str(samples / "harbour-ferry.txt")
+    command = [sys.executable, "-c", script, "-m", "someone/tiny-t5", article, "-f", "jsonl", *FAST]
+    env = {**os.environ, "SUMMARIZE_CACHE_DIR": str(tmp_path / "cache")}
+    converting = subprocess.run(command, env=env, capture_output=True, text=True, timeout=120)
+    assert (converting.returncode, converting.stderr) == (0, "True\n")  # converting takes transformers
+    done = subprocess.run(command, env=env, capture_output=True, text=True, timeout=120)
+    assert (done.returncode, done.stderr) == (0, "False\n")
+    record = json.loads(done.stdout)
+    assert {**json.loads(converting.stdout), "seconds": 0} == {**record, "seconds": 0}
+    assert (record["model"], record["method"]) == ("someone/tiny-t5", "abstractive") and record["summary"]
+
+
+@pytest.mark.parametrize("broken", ["no weights", "no ref", "ref to a missing snapshot", "empty ref"])
+def test_a_cache_entry_that_does_not_answer_goes_to_huggingface_hub(broken, tiny_model, tmp_path, monkeypatch):
+    """What the layout cannot answer is asked of huggingface_hub, which says why in its own words."""
+    import huggingface_hub
+
+    snapshot = hub_layout(tmp_path / "hub", "someone/tiny-t5", tiny_model)
+    repo = snapshot.parent.parent
+    if broken == "no weights":
+        (snapshot / "model.safetensors").unlink()
+    elif broken == "no ref":
+        (repo / "refs" / "main").unlink()
+    elif broken == "ref to a missing snapshot":
+        (repo / "refs" / "main").write_text("f" * 40)
+    else:
+        (repo / "refs" / "main").write_text("")
+    monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path / "hub"))
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_CACHE", str(tmp_path / "hub"))  # read at its import
+    asked = []
+    real = huggingface_hub.snapshot_download
+    monkeypatch.setattr(huggingface_hub, "snapshot_download", lambda *a, **k: asked.append(a) or real(*a, **k))
+    with pytest.raises(ModelLoadError) as failure:
+        resolve_model("someone/tiny-t5", offline=True)
+    assert asked == [("someone/tiny-t5",)]
+    no_weights = "model 'someone/tiny-t5' has no PyTorch or safetensors weights in "
+    expected = {
+        "no weights": f"{no_weights}{snapshot}",
+        "empty ref": f"{no_weights}{snapshot.parent}",  # huggingface_hub's own answer: snapshots/ itself
+    }
+    offline = "model 'someone/tiny-t5' is not in the Hugging Face cache and offline mode is on: download it"
+    assert str(failure.value) == expected[broken] if broken in expected else str(failure.value).startswith(offline)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
@@ -68,7 +69,44 @@ def resolve_model(name: str, offline: bool = False, on_status=lambda message: No
     return _from_hub(name, offline_mode(offline), on_status)
 
 
+def hub_cache() -> Path:
+    """The Hugging Face cache's folder, found as huggingface_hub finds it (HF_HUB_CACHE, then the legacy
+    HUGGINGFACE_HUB_CACHE, then HF_HOME/hub, then XDG_CACHE_HOME/huggingface/hub)."""
+    caches = os.getenv("XDG_CACHE_HOME", os.path.expanduser("~/.cache"))
+    home = os.path.expandvars(os.path.expanduser(os.getenv("HF_HOME", os.path.join(caches, "huggingface"))))
+    folder = os.getenv("HF_HUB_CACHE", os.getenv("HUGGINGFACE_HUB_CACHE", os.path.join(home, "hub")))
+    return Path(os.path.expandvars(os.path.expanduser(folder)))
+
+
+_HUB_ID = re.compile(r"[A-Za-z0-9][\w.-]*(/[\w.-]+)?")
+
+
+def cached_snapshot(name: str) -> Path | None:
+    """The cached snapshot of hub model `name` at its main branch, read off the cache's own layout
+    (models--ORG--NAME/refs/main names the snapshot), when it holds a config and weights; else None.
+
+    Importing huggingface_hub to ask it costs 230 ms at every run's start (its HTTP stack comes along),
+    more than loading the model; it is imported only when the cache does not answer (to download, or to
+    say why not)."""
+    if not _HUB_ID.fullmatch(name) or "--" in name or ".." in name:
+        return None
+    repo = hub_cache() / f"models--{name.replace('/', '--')}"
+    try:
+        commit = (repo / "refs" / "main").read_text(encoding="utf-8").strip()
+    except (OSError, UnicodeDecodeError):
+        return None
+    if not commit or "/" in commit or commit.startswith("."):
+        return None
+    snapshot = repo / "snapshots" / commit
+    if not (snapshot / "config.json").is_file() or not _has_weights(snapshot):
+        return None
+    return snapshot
+
+
 def _from_hub(name: str, offline: bool, on_status) -> ModelSource:
+    cached = cached_snapshot(name)
+    if cached is not None:
+        return ModelSource(name, cached, cached.name)
     from summarize_cli.quiet import quiet_environment
 
     quiet_environment()  # before huggingface_hub reads its settings: no tqdm bars on the terminal
