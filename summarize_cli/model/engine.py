@@ -134,11 +134,10 @@ def _load_ct2(
     on_status: Callable[[str], None],
     one_document: bool = False,
 ) -> Engine:
+    from summarize_cli.model import early
     from summarize_cli.model.backends import ct2_backend
 
-    ct2_device, index = ct2_backend.pick_device(device)
-    precision = ct2_backend.pick_compute_type(compute_type, ct2_device, source.model_type)
-    folder = ct2_backend.converted_dir(source, precision)
+    ct2_device, index, precision, folder = _ct2_plan(source, device, compute_type)
     marker = ct2_backend.unsupported_marker(folder)
     if marker.is_file():
         raise ModelLoadError(marker.read_text())
@@ -162,7 +161,8 @@ def _load_ct2(
             except OSError as again:
                 raise ModelLoadError(f"cannot convert '{source.name}' for CTranslate2: {again}") from None
         on_status(f"Loading {source.name} ...")
-    translator = ct2_backend.Translator(folder, ct2_device, index, precision, threads, one_document)  # loading
+    request = (folder, ct2_device, index, precision, threads, one_document)
+    translator = early.take(request) or ct2_backend.Translator(*request)  # loading from here on
     tokenizer_file = folder / "tokenizer.json"
     tokenizer = TextTokenizer.from_dir(source.path, source.config, tokenizer_file if tokenizer_file.is_file() else None)
     runner = ct2_backend.CTranslate2Backend(
@@ -175,6 +175,41 @@ def _load_ct2(
     )
     runner.notes.extend(notes)
     return Engine(source, runner, tokenizer)
+
+
+def _ct2_plan(source: ModelSource, device: str, compute_type: str) -> tuple[str, int, str, Path]:
+    """The device, its index, the precision and the conversion's folder for this model."""
+    from summarize_cli.model.backends import ct2_backend
+
+    ct2_device, index = ct2_backend.pick_device(device)
+    precision = ct2_backend.pick_compute_type(compute_type, ct2_device, source.model_type)
+    return ct2_device, index, precision, ct2_backend.converted_dir(source, precision)
+
+
+def load_early(
+    model: str,
+    backend: str = "auto",
+    device: str = "auto",
+    compute_type: str = "auto",
+    threads: int | None = None,
+    one_document: bool = False,
+) -> tuple[tuple, object] | None:
+    """Start the CTranslate2 load that load_engine with these options would start, when nothing comes
+    before it (the model on disk or in the Hugging Face cache, converted, CTranslate2 the backend it would
+    choose): (load_engine's request, the loading Translator) for summarize_cli.model.early, else None."""
+    from summarize_cli.model.backends import ct2_backend
+    from summarize_cli.model.source import cached_snapshot
+
+    if model in _STAND_INS or not (Path(model).expanduser().is_dir() or cached_snapshot(model)):
+        return None  # a stand-in, or a model that is not at hand: load_engine says what it is
+    source = resolve_model(model, offline=True)
+    if choose_backend(backend, source, device) != "ctranslate2":
+        return None
+    ct2_device, index, precision, folder = _ct2_plan(source, device, compute_type)
+    if not ct2_backend.is_converted(folder) or ct2_backend.unsupported_marker(folder).is_file():
+        return None
+    request = (folder, ct2_device, index, precision, threads, one_document)
+    return request, ct2_backend.Translator(*request)
 
 
 def _temporary_folder() -> Path:
