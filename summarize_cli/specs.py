@@ -171,6 +171,7 @@ class RunSpec:
     generation: GenerationSpec = GenerationSpec()
     use_cache: bool = True
     routes: tuple[tuple[str, str], ...] = ()  # (language, model): documents in that language go to that model
+    languages: bool = True  # whether the results need each document's language: json and jsonl records do
 
     def __post_init__(self) -> None:
         _set(self, "routes", parse_routes(self.routes or ()))

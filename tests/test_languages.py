@@ -109,6 +109,39 @@ def test_the_unreadable_warning_names_the_declared_language_not_the_detected_one
     assert "--model-for en=" not in declared.stderr
 
 
+def test_languages_are_detected_only_where_a_record_or_a_warning_shows_them(chinese_model, samples, monkeypatch):
+    """Detection takes CPU the model's replicas would have had: text and Markdown, which show no language,
+    detect only a document the model cannot read (its warning names the language for a route)."""
+    from summarize_cli.cli.options import run_spec
+    from summarize_cli.inputs.language import Detector
+
+    detected: list[str] = []
+    real = Detector.detect
+    monkeypatch.setattr(Detector, "detect", staticmethod(lambda text: detected.append(text[:9]) or real(text)))
+    english = (samples / "harbour-ferry.txt").read_text(encoding="utf-8")
+    chinese = (samples / "城市绿地.txt").read_text(encoding="utf-8")
+    shown = {}
+    for fmt in ("text", "markdown", "json", "jsonl"):
+        for name, text in (("english", english), ("chinese", chinese)):
+            detected.clear()
+            result = run(["-m", str(chinese_model), "-f", fmt, *QUICK], input=text)
+            assert result.exit_code == 0, result.stderr
+            shown[fmt, name] = (len(detected), "--model-for en=" in result.stderr)
+    assert shown == {
+        ("text", "english"): (1, True),  # unreadable: detected, and its language advised
+        ("text", "chinese"): (0, False),
+        ("markdown", "english"): (1, True),
+        ("markdown", "chinese"): (0, False),
+        ("json", "english"): (1, True),
+        ("json", "chinese"): (1, False),
+        ("jsonl", "english"): (1, True),
+        ("jsonl", "chinese"): (1, False),
+    }
+    # an --output dataset holds records, whatever -f says
+    assert run_spec({"fmt": "text", "output": Path("out.parquet")}, use_cache=False).languages
+    assert not run_spec({"fmt": "text", "output": None}, use_cache=False).languages
+
+
 def test_a_document_routed_to_its_own_model_is_not_warned_of_as_the_default_models(env_model, chinese_model, samples):
     """The unreadable warning is about the default model: a document given a route went elsewhere."""
     english = (samples / "harbour-ferry.txt").read_text(encoding="utf-8")

@@ -419,4 +419,13 @@ def run_spec(params: Mapping[str, object], use_cache: bool) -> RunSpec:
         generation=spec_from(GenerationSpec, params),
         use_cache=use_cache,
         routes=tuple(params.get("model_for") or ()),
+        languages=_records_show_languages(params),
     )
+
+
+def _records_show_languages(params: Mapping[str, object]) -> bool:
+    """Text and Markdown show summaries alone; json and jsonl records and --output datasets carry each
+    document's language (`summarize eval` has no --output and detects its own)."""
+    fmt = params.get("fmt")
+    fmt = fmt.value if isinstance(fmt, Enum) else fmt
+    return fmt not in ("text", "markdown") or params.get("output") is not None

@@ -211,6 +211,7 @@ def _build_one(spec: RunSpec, on_status: Callable[[str], None]) -> ReadyRun:
         model.batch_size or engine.default_batch_size,
         spec.generation.long_mode,
         force=spec.generation.force,
+        languages=spec.languages,
     )
     run = ReadyRun(spec, engine, settings, summarizer, warnings=warnings)
     if spec.use_cache:

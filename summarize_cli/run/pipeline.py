@@ -14,6 +14,7 @@ from summarize_cli.inputs.language import detect_language
 from summarize_cli.model.backends import Backend, submit
 from summarize_cli.model.settings import GenerationSettings
 from summarize_cli.model.tokenizer import TextTokenizer
+from summarize_cli.outputs.report import UNKNOWN_WARNING_SHARE
 from summarize_cli.run.batcher import length_batches
 from summarize_cli.run.chunker import split_tokens
 from summarize_cli.sentences import trim_to_sentence
@@ -115,6 +116,7 @@ class Summarizer:
         long_mode: str = "chunk",
         window: int | None = None,
         force: bool = False,
+        languages: bool = True,
     ):
         if long_mode not in LONG_MODES:
             raise ValueError(f"long_mode must be one of {LONG_MODES}")
@@ -124,6 +126,7 @@ class Summarizer:
         self.batch_size = max(1, batch_size)
         self.long_mode = long_mode
         self.force = force  # summarise even a text shorter than a summary would be
+        self.languages = languages  # the records show each document's language
         self.window = window or max(4 * self.batch_size, 16)
         self._last_done = 0.0
         self.prefix_ids = tokenizer.encode(settings.prefix).ids if settings.prefix else []
@@ -155,11 +158,13 @@ class Summarizer:
     def _open(self, window: list[Document | Problem | Result]) -> _Window:
         """Encode and chunk the window's documents and queue their first round; then, while the model
         generates, detect the languages their records give (a document chunked by its sentences was
-        detected before it was chunked)."""
+        detected before it was chunked). Where the records show none (text, Markdown), only a document
+        the model cannot read is detected: the closing warning names its language for a route. Each
+        detection takes CPU the model's replicas would have had (a one-off's 35 ms, loading the detector)."""
         opened = _Window([self._prepare(i) if isinstance(i, Document) else i for i in window])
         self._submit(opened)
         for slot in opened.slots:
-            if isinstance(slot, (_Work, Result)):
+            if isinstance(slot, (_Work, Result)) and (self.languages or slot.unknown_share > UNKNOWN_WARNING_SHARE):
                 detect_language(slot.document)
         return opened
 
