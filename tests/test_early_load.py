@@ -13,6 +13,7 @@ import pytest
 from conftest import FAST, SAMPLES
 
 from summarize_cli.cli import early
+from summarize_cli.specs import usable_cpus
 
 ARTICLE = str(SAMPLES / "harbour-ferry.txt")
 DEFAULTS = {"model": "t5-small", "backend": "auto", "device": "auto", "compute_type": "auto", "threads": None}
@@ -53,7 +54,7 @@ def place(tmp_path, monkeypatch):
         (["a.txt"], False, {"one_document": True}),
         (["-m", "some/model", "a.txt"], False, {"model": "some/model", "one_document": True}),
         (["--model=./m", "-q", "--no-cache", "a.txt"], False, {"model": "./m", "one_document": True}),
-        (["a.txt", "--threads", "3", "--device", "cpu"], False, {"threads": 3, "device": "cpu", "one_document": True}),
+        (["a.txt", "--threads", "1", "--device", "cpu"], False, {"threads": 1, "device": "cpu", "one_document": True}),
         (
             ["--backend", "ctranslate2", "--compute-type", "int8_float32", "a.txt"],
             False,
@@ -88,6 +89,9 @@ def place(tmp_path, monkeypatch):
         (["-mmodel", "a.txt"], False, None),
         (["-m=model", "a.txt"], False, None),
         (["--threads", "many", "a.txt"], False, None),
+        (["--threads", "0", "a.txt"], False, None),
+        (["--threads", str(usable_cpus() + 1), "a.txt"], False, None),  # refused by the run: no load of them
+        (["--threads", str(usable_cpus()), "a.txt"], False, {"threads": usable_cpus(), "one_document": True}),
         (["a.txt", "-m"], False, None),  # a value missing: Click's usage error, with no model
         (["--no-such-option", "a.txt"], False, None),
     ],

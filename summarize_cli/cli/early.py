@@ -11,6 +11,8 @@ from __future__ import annotations
 import os
 import sys
 
+from summarize_cli.specs import usable_cpus
+
 # every option of `summarize` that takes a value; a test holds these to the command's own options
 VALUED = frozenset(
     [
@@ -138,6 +140,8 @@ def guess(argv: list[str], environ, stdin_is_terminal: bool) -> dict | None:
         threads = int(said["threads"]) if "threads" in said else None
     except ValueError:
         return None
+    if threads is not None and not 1 <= threads <= usable_cpus():
+        return None  # the run refuses it: a load of 1,000 threads would be started for nothing
     one = _one_input(inputs, said, stdin_is_terminal)
     if one is None:
         return None
