@@ -22,14 +22,37 @@ _cut = False  # the stop broke into a write (see cut_short)
 GRACE = 0.5  # seconds: a record or a file takes milliseconds to write; a stuck reader takes forever
 
 
-def install() -> None:
-    """Make SIGINT and SIGTERM raise, honouring deferral (called by the console entry point)."""
+_starting = False  # from the process's start to install(): a signal is noted, and raised by install()
+
+
+def hold_until_installed() -> None:
+    """From the console script's start until install(): a signal is noted, not raised. The start imports
+    modules in the main thread, and an import a signal breaks into stays broken (CTranslate2's native
+    module half made, then taken for absent; Python's import lock held, and the next import waiting on
+    it for ever); install() raises it where the command line's run can say so and exit 130 or 143."""
+    global _starting
+    _starting = True
     signal.signal(signal.SIGINT, _handler)
     signal.signal(signal.SIGTERM, _handler)
 
 
+def install() -> None:
+    """Make SIGINT and SIGTERM raise, honouring deferral (called by the console entry point); a signal
+    noted since hold_until_installed() is raised here."""
+    global _starting
+    signal.signal(signal.SIGINT, _handler)
+    signal.signal(signal.SIGTERM, _handler)
+    if _starting:
+        _starting = False
+        if _held and not _stopping:
+            _raise(_held[0])
+
+
 def _handler(signum, frame) -> None:
     if _stopping:  # a second Ctrl-C or TERM while the run winds down changes nothing
+        return
+    if _starting:
+        _held.append(signum)
         return
     if _depth and not _overdue:
         _held.append(signum)

@@ -81,3 +81,22 @@ def test_a_converter_failure_on_unreadable_weights_is_not_remembered(tiny_model,
         f"cannot read the weights of '{source.name}': Error while deserializing header: invalid data "
         "(copy or download the model again)"
     )
+
+
+def test_a_weights_link_whose_blob_is_gone_is_one_line(tiny_model, tmp_path, monkeypatch):
+    """The Hugging Face cache links a snapshot's files to its blobs: a removed blob leaves a dangling link,
+    which is named in one line, as a damaged file is (it had been an "unexpected FileNotFoundError"), and
+    SUMMARIZE_DEBUG=1 shows the error's traceback rather than blaming standard output."""
+    folder = tmp_path / "linked"
+    shutil.copytree(tiny_model, folder)
+    weights = folder / "model.safetensors"
+    weights.unlink()
+    weights.symlink_to(tmp_path / "blobs" / "gone")
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "a.txt").write_text(ARTICLE, encoding="utf-8")
+    result = run(["-q", "-m", str(folder), "a.txt"])
+    assert (result.exit_code, result.stdout) == (1, "")
+    assert result.stderr == (
+        f"Error: {weights} is corrupt or incomplete (it cannot be read: No such file or directory); "
+        "copy or download the model again\n"
+    )

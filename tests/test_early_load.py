@@ -5,8 +5,10 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -172,3 +174,42 @@ def test_a_wrong_guess_is_dropped_and_the_run_loads_its_own(tiny_model, tmp_path
 def test_no_early_load_before_the_model_is_converted(tiny_model, tmp_path):
     made, _ = probe(["-m", str(tiny_model), ARTICLE], tmp_path / "cache")
     assert made == [{"typer imported": True, "one document": True}]
+
+
+STALLED_START = """
+import os, sys, time
+from pathlib import Path
+class Stall:  # the import of STALL_AT waits, as a slow disk or a loaded machine makes it wait
+    def find_spec(self, name, path=None, target=None):
+        if name == os.environ["STALL_AT"]:
+            sys.meta_path.remove(self)
+            Path(os.environ["STALL_MARK"]).touch()
+            time.sleep(1.5)
+        return None
+sys.meta_path.insert(0, Stall())
+sys.argv = ["summarize", *sys.argv[1:]]
+from summarize_cli.cli.entry import main
+main()
+"""
+
+
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM], ids=["SIGINT", "SIGTERM"])
+@pytest.mark.parametrize("stall_at", ["ctranslate2", "typer"])
+def test_a_signal_during_the_start_is_said_and_exits_130_or_143(tiny_model, tmp_path, signum, stall_at):
+    """A signal that comes while the start imports (the early load's ctranslate2, then Typer) is noted
+    and acted on once the run can say it: a signal raised inside an import had left a traceback, or
+    CTranslate2 half imported (taken for absent: the torch backend), or Python's import lock held."""
+    cache = tmp_path / "cache"
+    probe(["-m", str(tiny_model), ARTICLE], cache)  # converted: the early load imports ctranslate2
+    mark = tmp_path / "stalled"
+    env = {**os.environ, "SUMMARIZE_CACHE_DIR": str(cache), "STALL_AT": stall_at, "STALL_MARK": str(mark)}
+    command = [sys.executable, "-c", STALLED_START, "-m", str(tiny_model), ARTICLE, *FAST]
+    proc = subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 60
+    while not mark.exists() and proc.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.005)
+    assert mark.exists(), proc.communicate()
+    proc.send_signal(signum)
+    out, err = proc.communicate(timeout=60)
+    expected = (130, "Interrupted.\n") if signum == signal.SIGINT else (143, "Terminated.\n")
+    assert (proc.returncode, err, out) == (*expected, "")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 
+import pytest
 from conftest import SAMPLES, run
 
 from summarize_cli.inputs.formats import DEFAULT_INCLUDE
@@ -74,3 +75,25 @@ def test_verbose_truncate_reports_the_tokens_that_went_to_the_model(echo_model, 
     assert int(whole) > int(budget)
     [line] = [line for line in result.stderr.splitlines() if line.startswith("long.txt: ")]
     assert re.fullmatch(rf"long\.txt: {budget} tokens to the model \(of {whole}\), 1 chunk, truncated, in \S+ s", line)
+
+
+def test_an_unexpected_os_error_is_one_line_and_with_summarize_debug_its_traceback(monkeypatch, capsys):
+    """The console script's own run: an OSError nobody foresaw is `Error: unexpected ...`, exit 1; with
+    SUMMARIZE_DEBUG=1 it is raised for its traceback, never reported as standard output failing."""
+    from summarize_cli.cli import app, loop
+
+    def vanished(*args, **kwargs):
+        raise FileNotFoundError(2, "No such file or directory", "/gone")
+
+    monkeypatch.setattr(loop, "run_job", vanished)
+    monkeypatch.setattr("sys.argv", ["summarize", str(SAMPLES / "harbour-ferry.txt"), "-q"])
+    monkeypatch.delenv("SUMMARIZE_DEBUG", raising=False)
+    assert app.run() == 1
+    assert capsys.readouterr().err == (
+        "Error: unexpected FileNotFoundError: [Errno 2] No such file or directory: '/gone' "
+        "(run with SUMMARIZE_DEBUG=1 for the traceback)\n"
+    )
+    monkeypatch.setenv("SUMMARIZE_DEBUG", "1")
+    with pytest.raises(FileNotFoundError):
+        app.run()
+    assert capsys.readouterr().err == ""

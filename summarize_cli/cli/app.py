@@ -13,7 +13,7 @@ from summarize_cli import signals
 from summarize_cli.cli import options as opt
 from summarize_cli.cli.common import DefaultCommand, DefaultGroup, handle_errors, print_result, show_progress
 from summarize_cli.cli.eval import evaluate
-from summarize_cli.errors import EXIT_SIGPIPE, stdout_failed
+from summarize_cli.errors import EXIT_SIGPIPE, Terminated, signal_exit, stdout_failed
 
 CONTEXT = {"help_option_names": ["-h", "--help"]}
 app = typer.Typer(
@@ -118,9 +118,12 @@ def main() -> None:
 
 def run() -> int:
     """The command line run to its exit code, without exiting: SIGTERM stops a run the way Ctrl-C does."""
-    signals.install()
     try:
+        signals.install()
         app(prog_name="summarize", args=ray_address_argument(sys.argv[1:]))
+    except (KeyboardInterrupt, Terminated) as exc:  # before the command ran: while Typer built or parsed
+        sys.stderr.write("Interrupted.\n" if isinstance(exc, KeyboardInterrupt) else "Terminated.\n")
+        return signal_exit(exc)
     except SystemExit as exc:
         if exc.code == 1 and type(sys.stdout).__name__ == "PacifyFlushWrapper":
             return EXIT_SIGPIPE  # Click's own answer to a closed pipe (--help | head): exit 1, stdout pacified
@@ -128,6 +131,8 @@ def run() -> int:
     except BrokenPipeError:  # --help into `head`: the commands handle their own output, this is Click's
         return EXIT_SIGPIPE
     except OSError as exc:  # --help into a full device
+        if os.environ.get("SUMMARIZE_DEBUG", "") not in ("", "0"):
+            raise  # a command's own error, let through for its traceback (see handle_errors)
         sys.stderr.write(f"Error: {stdout_failed(exc)}\n")
         return 1
     return 0

@@ -17,6 +17,9 @@ def main() -> None:
         if code:  # the interpreter's own flush at exit would fail again, loudly
             os._exit(code)
         return
+    from summarize_cli import signals
+
+    signals.hold_until_installed()  # no signal breaks into the imports below: the run says it, 130 or 143
     from summarize_cli.cli import early
 
     early.start(sys.argv[1:])  # the model's load, beside the imports and parsing below

@@ -158,7 +158,10 @@ def check_weights(folder: Path) -> None:
     it, before a backend reads it: the converter would take it for a model CTranslate2 cannot handle, and the
     torch loader fails with an unexplained error. Only the header is read: a few kilobytes per file."""
     for path in sorted(folder.glob("*.safetensors")):
-        problem = _safetensors_problem(path)
+        try:
+            problem = _safetensors_problem(path)
+        except OSError as exc:  # a link into the cache's blobs whose blob is gone, a file made unreadable
+            problem = f"it cannot be read: {exc.strerror or exc}"
         if problem is not None:
             raise ModelLoadError(f"{path} is corrupt or incomplete ({problem}); copy or download the model again")
 
