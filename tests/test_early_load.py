@@ -143,13 +143,20 @@ def probe(args: list[str], cache: Path) -> tuple[list[dict], dict]:
     return json.loads(made), {r["source"]: {**r, "seconds": 0} for r in records}
 
 
-def test_a_run_takes_the_load_started_before_typer_was_imported(tiny_model, tmp_path, monkeypatch):
+@pytest.fixture(scope="module")
+def converted(tiny_model, tmp_path_factory) -> Path:
+    """A result cache holding the tiny model's conversion: nothing is loaded early before one exists."""
+    cache = tmp_path_factory.mktemp("early") / "cache"
+    probe(["-m", str(tiny_model), ARTICLE], cache)
+    return cache
+
+
+def test_a_run_takes_the_load_started_before_typer_was_imported(tiny_model, converted, monkeypatch):
     """One load, made before Typer was imported, and the run's records are those of a run without it."""
     from conftest import run
 
-    cache = tmp_path / "cache"
+    cache = converted
     args = ["-m", str(tiny_model), ARTICLE]
-    probe(args, cache)  # converts the model: nothing is loaded early before a conversion exists
     made, records = probe(args, cache)
     assert made == [{"typer imported": False, "one document": True}]
     monkeypatch.setenv("SUMMARIZE_CACHE_DIR", str(cache))
@@ -158,13 +165,12 @@ def test_a_run_takes_the_load_started_before_typer_was_imported(tiny_model, tmp_
     assert records == {r["source"]: {**r, "seconds": 0} for r in map(json.loads, plain.stdout.splitlines())}
 
 
-def test_a_wrong_guess_is_dropped_and_the_run_loads_its_own(tiny_model, tmp_path):
+def test_a_wrong_guess_is_dropped_and_the_run_loads_its_own(tiny_model, converted, tmp_path):
     """A folder holding one article is one input, where the scan guessed many: the run loads for one."""
     folder = tmp_path / "one"
     folder.mkdir()
     (folder / "a.txt").write_text(Path(ARTICLE).read_text(encoding="utf-8"), encoding="utf-8")
-    cache = tmp_path / "cache"
-    probe(["-m", str(tiny_model), str(folder)], cache)
+    cache = converted
     made, records = probe(["-m", str(tiny_model), str(folder)], cache)
     assert made == [{"typer imported": False, "one document": False}, {"typer imported": True, "one document": True}]
     _, alone = probe(["-m", str(tiny_model), str(folder / "a.txt")], cache)
@@ -195,12 +201,11 @@ main()
 
 @pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM], ids=["SIGINT", "SIGTERM"])
 @pytest.mark.parametrize("stall_at", ["ctranslate2", "typer"])
-def test_a_signal_during_the_start_is_said_and_exits_130_or_143(tiny_model, tmp_path, signum, stall_at):
+def test_a_signal_during_the_start_is_said_and_exits_130_or_143(tiny_model, converted, tmp_path, signum, stall_at):
     """A signal that comes while the start imports (the early load's ctranslate2, then Typer) is noted
     and acted on once the run can say it: a signal raised inside an import had left a traceback, or
     CTranslate2 half imported (taken for absent: the torch backend), or Python's import lock held."""
-    cache = tmp_path / "cache"
-    probe(["-m", str(tiny_model), ARTICLE], cache)  # converted: the early load imports ctranslate2
+    cache = converted  # converted: the early load imports ctranslate2
     mark = tmp_path / "stalled"
     env = {**os.environ, "SUMMARIZE_CACHE_DIR": str(cache), "STALL_AT": stall_at, "STALL_MARK": str(mark)}
     command = [sys.executable, "-c", STALLED_START, "-m", str(tiny_model), ARTICLE, *FAST]
