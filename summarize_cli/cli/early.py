@@ -11,8 +11,6 @@ from __future__ import annotations
 import os
 import sys
 
-from summarize_cli.specs import usable_cpus
-
 # every option of `summarize` that takes a value; a test holds these to the command's own options
 VALUED = frozenset(
     [
@@ -140,7 +138,7 @@ def guess(argv: list[str], environ, stdin_is_terminal: bool) -> dict | None:
         threads = int(said["threads"]) if "threads" in said else None
     except ValueError:
         return None
-    if threads is not None and not 1 <= threads <= usable_cpus():
+    if threads is not None and not 1 <= threads <= _usable_cpus():
         return None  # the run refuses it: a load of 1,000 threads would be started for nothing
     one = _one_input(inputs, said, stdin_is_terminal)
     if one is None:
@@ -186,6 +184,12 @@ def _config_sets_what_this_reads() -> bool:
     except Exception:  # noqa: BLE001 - the run reports a broken file
         return True
     return bool(_FILE_KEYS & set(table))
+
+
+def _usable_cpus() -> int:
+    from summarize_cli.specs import usable_cpus  # the run's own bound; imported only for --threads
+
+    return usable_cpus()
 
 
 def _stdin_is_terminal() -> bool:
