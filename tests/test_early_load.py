@@ -109,7 +109,14 @@ def test_the_model_variable_and_the_config_file(place):
     config = Path(os.environ["SUMMARIZE_CONFIG"])
     config.write_text('format = "jsonl"\nnum-beams = 2\n')  # nothing the scan reads
     assert early.guess(["a.txt"], {}, False) == {**DEFAULTS, "one_document": True}
-    for line in ('model = "x/y"', "threads = 2", 'device = "cpu"', "ray = true", 'method = "extractive"'):
+    for line in (
+        'model = "x/y"',
+        "threads = 2",
+        'device = "cpu"',
+        "ray = true",
+        'method = "extractive"',
+        'files-from = "l"',
+    ):
         config.write_text(line + "\n")
         assert early.guess(["a.txt"], {}, False) is None, line
     config.write_text("not toml [")

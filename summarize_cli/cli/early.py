@@ -11,73 +11,27 @@ from __future__ import annotations
 import os
 import sys
 
-# every option of `summarize` that takes a value; a test holds these to the command's own options
-VALUED = frozenset(
-    [
-        "-m",
-        "--model",
-        "--method",
-        "--model-for",
-        "--language",
-        "--backend",
-        "--device",
-        "--dtype",
-        "--compute-type",
-        "--threads",
-        "--batch-size",
-        "--long",
-        "--num-beams",
-        "--temperature",
-        "--top-p",
-        "--top-k",
-        "--min-length",
-        "--max-length",
-        "--length-penalty",
-        "--no-repeat-ngram-size",
-        "--seed",
-        "--prefix",
-        "--length",
-        "--include",
-        "--exclude",
-        "--stdin-format",
-        "--input-format",
-        "--max-input-bytes",
-        "--files-from",
-        "--timeout",
-        "-f",
-        "--format",
-        "-o",
-        "--output-dir",
-        "--output",
-        "--text-column",
-        "--id-column",
-        "--ray-address",
-        "--workers",
-    ]
-)
-FLAGS = frozenset(
-    [
-        "--offline",
-        "--do-sample",
-        "--no-sample",
-        "--force",
-        "-0",
-        "--null",
-        "--bullets",
-        "--combine",
-        "--skip-existing",
-        "--no-cache",
-        "-q",
-        "--quiet",
-        "-v",
-        "--verbose",
-    ]
-)
+# every option of `summarize` that takes a value, and every flag; a test holds them to the command's own
+# fmt: off
+VALUED = frozenset((
+    "-m", "--model", "--method", "--model-for", "--language", "--backend", "--device", "--dtype", "--compute-type",
+    "--threads", "--batch-size", "--long", "--num-beams", "--temperature", "--top-p", "--top-k", "--min-length",
+    "--max-length", "--length-penalty", "--no-repeat-ngram-size", "--seed", "--prefix", "--length", "--include",
+    "--exclude", "--stdin-format", "--input-format", "--max-input-bytes", "--files-from", "--timeout", "-f",
+    "--format", "-o", "--output-dir", "--output", "--text-column", "--id-column", "--ray-address", "--workers",
+))
+FLAGS = frozenset((
+    "--offline", "--do-sample", "--no-sample", "--force", "-0", "--null", "--bullets", "--combine",
+    "--skip-existing", "--no-cache", "-q", "--quiet", "-v", "--verbose",
+))
+# fmt: on
 # options after which no load, or another one, is made: starting the engine would be wasted
 NO_LOAD = frozenset(["--extract", "--ray", "--ray-address", "--workers", "--clear-cache", "--version", "-h", "--help"])
 _READ = {"-m": "model", "--model": "model", "--backend": "backend", "--device": "device"}
 _READ.update({"--compute-type": "compute_type", "--threads": "threads", "--method": "method"})
-_FILE_KEYS = {"model", "backend", "device", "compute-type", "threads", "method", "ray", "extract", "stdin-format"}
+# config file keys that change what is loaded, or whether the run has one input
+_FILE_KEYS = {"model", "backend", "device", "compute-type", "threads", "method", "ray", "extract"}
+_FILE_KEYS |= {"stdin-format", "files-from"}
 _DATASETS = (".jsonl", ".parquet")
 
 
