@@ -198,11 +198,11 @@ def load_early(
     before it (the model on disk or in the Hugging Face cache, converted, CTranslate2 the backend it would
     choose): (load_engine's request, the loading Translator) for summarize_cli.model.early, else None."""
     from summarize_cli.model.backends import ct2_backend
-    from summarize_cli.model.source import cached_snapshot
+    from summarize_cli.model.source import model_at_hand
 
-    if model in _STAND_INS or not (Path(model).expanduser().is_dir() or cached_snapshot(model)):
+    source = None if model in _STAND_INS else model_at_hand(model)
+    if source is None:
         return None  # a stand-in, or a model that is not at hand: load_engine says what it is
-    source = resolve_model(model, offline=True)
     if choose_backend(backend, source, device) != "ctranslate2":
         return None
     ct2_device, index, precision, folder = _ct2_plan(source, device, compute_type)

@@ -59,14 +59,24 @@ def _how_to_get(name: str) -> str:
 
 def resolve_model(name: str, offline: bool = False, on_status=lambda message: None) -> ModelSource:
     """Return the folder holding `name`, downloading it into the cache unless offline."""
+    found = model_at_hand(name)
+    if found is not None:
+        return found
+    if name.startswith((".", "/", "~")) or name.endswith("/") or os.sep in name.strip("/").replace("/", "", 1):
+        raise ModelLoadError(f"model folder '{name}' does not exist")
+    return _from_hub(name, offline_mode(offline), on_status)
+
+
+def model_at_hand(name: str) -> ModelSource | None:
+    """`name` as a local folder, or as a Hub id whose snapshot the Hugging Face cache holds; None when
+    only huggingface_hub could say more (to download it, or why it cannot be had)."""
     folder = Path(name).expanduser()
     if folder.is_dir():
         if not (folder / "config.json").is_file():
             raise ModelLoadError(f"model folder '{name}' holds no config.json: it is not a Hugging Face model folder")
         return ModelSource(name, folder.resolve(), fingerprint(folder))
-    if name.startswith((".", "/", "~")) or name.endswith("/") or os.sep in name.strip("/").replace("/", "", 1):
-        raise ModelLoadError(f"model folder '{name}' does not exist")
-    return _from_hub(name, offline_mode(offline), on_status)
+    cached = cached_snapshot(name)  # never a path: a Hub id has no leading dot or slash, at most one slash
+    return None if cached is None else ModelSource(name, cached, cached.name)
 
 
 def hub_cache() -> Path:
@@ -104,9 +114,6 @@ def cached_snapshot(name: str) -> Path | None:
 
 
 def _from_hub(name: str, offline: bool, on_status) -> ModelSource:
-    cached = cached_snapshot(name)
-    if cached is not None:
-        return ModelSource(name, cached, cached.name)
     from summarize_cli.quiet import quiet_environment
 
     quiet_environment()  # before huggingface_hub reads its settings: no tqdm bars on the terminal
