@@ -34,6 +34,9 @@ def test_the_scan_knows_every_option_of_summarize_and_whether_it_takes_a_value()
     assert valued == early.VALUED
     assert flags == early.FLAGS | (early.NO_LOAD - early.VALUED)
     assert not early.FLAGS & early.NO_LOAD
+    from summarize_cli.inputs.sources import DATASET_SUFFIXES
+
+    assert early._DATASETS == DATASET_SUFFIXES  # a file of rows is many inputs, as the run counts them
 
 
 @pytest.fixture

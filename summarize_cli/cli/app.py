@@ -11,7 +11,15 @@ import typer
 
 from summarize_cli import signals
 from summarize_cli.cli import options as opt
-from summarize_cli.cli.common import DefaultCommand, DefaultGroup, handle_errors, print_result, show_progress
+from summarize_cli.cli.common import (
+    DefaultCommand,
+    DefaultGroup,
+    handle_errors,
+    print_result,
+    say,
+    show_progress,
+    stop_line,
+)
 from summarize_cli.cli.eval import evaluate
 from summarize_cli.errors import EXIT_SIGPIPE, Terminated, signal_exit, stdout_failed
 
@@ -122,7 +130,7 @@ def run() -> int:
         signals.install()
         app(prog_name="summarize", args=ray_address_argument(sys.argv[1:]))
     except (KeyboardInterrupt, Terminated) as exc:  # before the command ran: while Typer built or parsed
-        sys.stderr.write("Interrupted.\n" if isinstance(exc, KeyboardInterrupt) else "Terminated.\n")
+        say([stop_line(exc)])
         return signal_exit(exc)
     except SystemExit as exc:
         if exc.code == 1 and type(sys.stdout).__name__ == "PacifyFlushWrapper":

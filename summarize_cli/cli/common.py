@@ -11,13 +11,12 @@ import typer
 from typer.core import TyperCommand, TyperGroup
 
 from summarize_cli.errors import (
-    EXIT_SIGINT,
     EXIT_SIGPIPE,
-    EXIT_SIGTERM,
     SettingsError,
     SummarizeError,
     Terminated,
     UsageError,
+    signal_exit,
 )
 
 
@@ -102,6 +101,11 @@ def say(lines: list[str]) -> None:
         raise SystemExit(EXIT_SIGPIPE) from None
 
 
+def stop_line(exc: BaseException) -> str:
+    """What a stop by Ctrl-C (KeyboardInterrupt) or SIGTERM (Terminated) says when nothing was begun."""
+    return "Interrupted." if isinstance(exc, KeyboardInterrupt) else "Terminated."
+
+
 def handle_errors(command):
     """The one place that turns known failures into `Error: ...` on stderr and an exit code."""
 
@@ -119,12 +123,9 @@ def handle_errors(command):
                 raise
             say([f"Error: {exc}"])
             raise typer.Exit(exc.exit_code) from None
-        except KeyboardInterrupt:
-            say(["Interrupted."])
-            raise typer.Exit(EXIT_SIGINT) from None
-        except Terminated:
-            say(["Terminated."])
-            raise typer.Exit(EXIT_SIGTERM) from None
+        except (KeyboardInterrupt, Terminated) as exc:
+            say([stop_line(exc)])
+            raise typer.Exit(signal_exit(exc)) from None
         except Exception as exc:  # noqa: BLE001 - the last line of defence keeps tracebacks off the terminal
             if debug:
                 raise

@@ -37,7 +37,7 @@ _DATASETS = (".jsonl", ".parquet")
 
 def start(argv: list[str]) -> None:
     """Start the load this command line will ask for, if it plainly names one."""
-    options = guess(argv, os.environ, _stdin_is_terminal())
+    options = guess(argv, os.environ, stdin_is_terminal())
     if options is None:
         return
     from summarize_cli.model import early
@@ -146,7 +146,9 @@ def _usable_cpus() -> int:
     return usable_cpus()
 
 
-def _stdin_is_terminal() -> bool:
+def stdin_is_terminal() -> bool:
+    """Whether nothing is piped in (a closed or unusable stdin counts as a terminal): the scan's and the
+    run's own test, here where the console script can ask it before the CLI is imported."""
     try:
         return sys.stdin is None or sys.stdin.isatty()
     except (AttributeError, ValueError):

@@ -9,6 +9,7 @@ import typer
 
 from summarize_cli import worker
 from summarize_cli.cli.common import OutOfTheWay, progress_bar, say, silence_stdout, status
+from summarize_cli.cli.early import stdin_is_terminal as _stdin_is_terminal
 from summarize_cli.documents import IDLE, Document, Problem, Result
 from summarize_cli.errors import EXIT_SIGPIPE, SummarizeError, Terminated, signal_exit
 from summarize_cli.inputs.language import declare_languages
@@ -61,13 +62,6 @@ def run_job(job: Job, show: bool, verbose: bool) -> None:
         show=show,
         verbose=verbose,
     )
-
-
-def _stdin_is_terminal() -> bool:
-    try:
-        return sys.stdin is None or sys.stdin.isatty()
-    except (AttributeError, ValueError):
-        return True
 
 
 def expected_results(items: list, stdin_format: str) -> int | None:
