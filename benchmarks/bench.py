@@ -20,6 +20,8 @@ many minutes).
 --only-speed measures the rows of the whole-process-against-the-engine targets alone, interleaved: each
 repetition runs our process, then the engine floor (translate_batch alone, everything loaded), so a shared
 machine's load falls on both alike; medians of --repeat (at least 5) runs, with CPU time beside wall time.
+Beside each floor, the same layout's first call after its load (the call the floor's process warms with):
+what the engine alone costs a whole process, which makes one first call, before any of ours.
 """
 
 from __future__ import annotations
@@ -380,6 +382,7 @@ def _speed_rows(args, model: Path, article: Path, corpus: Path, env: dict) -> li
     bare: dict[str, list[tuple[float, float, float]]] = {name: [] for name in bare_commands}
     bare_env = _openmp_env(env, spins=True)  # the short spin our process sets itself
     spinning: dict[str, list[float]] = {"truncate": [], "map-reduce": []}
+    first_call: dict[str, list[float]] = {"batch": [], "truncate": []}
     for _ in range(max(args.repeat, 5)):
         ours["batch"].append(run_timed(batch, corpus, env))
         ours["truncate"].append(run_timed([*one_off, "--long", "truncate"], None, env))
@@ -389,6 +392,8 @@ def _speed_rows(args, model: Path, article: Path, corpus: Path, env: dict) -> li
         seconds = _engine_floor(cache, model, article, corpus)
         for name in floor:
             floor[name].append(seconds[name])
+        for name in first_call:
+            first_call[name].append(seconds["first"][name])
         seconds = _engine_floor(cache, model, article, corpus, layout="spinning")
         for name in spinning:
             spinning[name].append(seconds[name])
@@ -413,6 +418,11 @@ def _speed_rows(args, model: Path, article: Path, corpus: Path, env: dict) -> li
             rows.append(_against_floor(workload, label, bare[name], base, name == "batch"))
         layout = "a replica of one thread per core" if name == "batch" else "one replica of every core, as ours"
         rows.append((workload, f"translate_batch alone ({name}, {layout})", f"{base:.2f} s", "", "", ""))
+        if name in first_call:
+            label = f"translate_batch alone ({name}, the same layout's first call after its load)"
+            first = statistics.median(first_call[name])
+            against = f"{base / first:.0%} of its speed" if name == "batch" else f"{first - base:+.2f} s"
+            rows.append((workload, label, f"{first:.2f} s", "", against, ""))
         if name in spinning:
             label = f"translate_batch alone ({name}, the same, spinning as long as libgomp's default)"
             rows.append((workload, label, f"{statistics.median(spinning[name]):.2f} s", "", "", ""))
@@ -485,7 +495,9 @@ engine = make(cores, 1)
 def run(batch):
     return engine.translate_batch(batch, **options)
 first = [source(open(article, encoding="utf-8").read())]
+started = time.perf_counter()
 run(first)  # warm
+first_call = {"truncate": time.perf_counter() - started}
 times = []
 for _ in range(3):
     started = time.perf_counter()
@@ -515,10 +527,13 @@ if layout == "ours":
     del engine
     replicas = make(1, cores)
     docs = [source(json.loads(line)["text"]) for line in open(corpus, encoding="utf-8")]
+    started = time.perf_counter()
     replicas.translate_batch(docs, max_batch_size=4, **options)  # warm: every replica, every buffer
+    first_call["batch"] = time.perf_counter() - started
     started = time.perf_counter()
     replicas.translate_batch(docs, max_batch_size=4, **options)
     found["batch"] = time.perf_counter() - started
+found["first"] = first_call  # each layout's first call after its load: what a whole process pays
 print(json.dumps(found))
 """
 

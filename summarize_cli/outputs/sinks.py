@@ -5,9 +5,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-import shutil
 import stat
-import tempfile
 from pathlib import Path
 from typing import TextIO
 
@@ -211,6 +209,8 @@ def _temporary_beside(path: Path, stable: bool = False) -> tuple[int, str]:
 
     `stable`: always the same name for the same `path` (`.NAME.tmp`), for Ray's workers: a worker killed
     mid-write leaves it behind, and the batch that runs again writes it over and renames it away."""
+    import tempfile  # here: a run that prints never needs it (with shutil, 5 ms of every start)
+
     if isinstance(path, RemotePath):
         return tempfile.mkstemp(prefix="summarize-", suffix=path.suffix or ".tmp")
     try:
@@ -494,6 +494,8 @@ class DatasetSink(FileSink):
         if keep and path.exists():
             with open_read(path) as old:
                 if path.suffix.lower() == ".jsonl":
+                    import shutil
+
                     self._write(lambda: shutil.copyfileobj(old, self._handle))
                 else:
                     import pyarrow.parquet as pq

@@ -6,9 +6,7 @@ import contextlib
 import json
 import os
 import re
-import shutil
 import sys
-import tempfile
 from collections.abc import Callable
 from pathlib import Path
 
@@ -173,6 +171,9 @@ def convert(source: ModelSource, compute_type: str, target: Path) -> None:
     whoever holds it removes what an interrupted conversion left. OSError: the folder cannot be written.
     Only a genuine failure of the converter marks the model unsupported; a signal (a BaseException) never.
     """
+    import shutil
+    import tempfile
+
     from summarize_cli import worker
 
     target.parent.mkdir(parents=True, exist_ok=True)
