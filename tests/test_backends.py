@@ -88,6 +88,21 @@ def test_conversion_happens_once_and_is_keyed_by_compute_type(tiny_model):
     assert ct2_backend.converted_dir(source, "int8") != ct2_backend.converted_dir(source, "int8_float32")
 
 
+def test_one_folder_named_three_ways_is_converted_once(tiny_model, tmp_path, monkeypatch):
+    """`-m model`, `-m ./model/` and `-m /abs/model` are one folder: one conversion, found by each."""
+    import shutil
+
+    monkeypatch.setenv("SUMMARIZE_CACHE_DIR", str(tmp_path / "cache"))
+    shutil.copytree(tiny_model, tmp_path / "work" / "model")
+    monkeypatch.chdir(tmp_path / "work")
+    statuses: list[str] = []
+    for name in ("model", "./model/", str(tmp_path / "work" / "model")):
+        engine = load_engine(name, backend="ctranslate2", compute_type="int8", on_status=statuses.append)
+        assert engine.source.name == name  # records still name the model as it was given
+    assert sum("Converting" in s for s in statuses) == 1
+    assert len(list((tmp_path / "cache" / "ctranslate2").glob("*-int8"))) == 1
+
+
 def test_half_finished_conversion_is_never_used(tiny_model, tmp_path, monkeypatch):
     monkeypatch.setenv("SUMMARIZE_CACHE_DIR", str(tmp_path))
     source = resolve_model(str(tiny_model))

@@ -18,11 +18,13 @@ T5_FAMILY = {"t5", "mt5", "umt5", "longt5", "switch_transformers"}
 
 @dataclass(frozen=True)
 class ModelSource:
-    """A model folder on disk; `revision` changes whenever its files do."""
+    """A model folder on disk; `revision` changes whenever its files do. `local`: a folder the user named
+    (`-m PATH`), not a Hub id's snapshot."""
 
     name: str
     path: Path
     revision: str
+    local: bool = False
 
     @cached_property
     def config(self) -> dict:
@@ -74,7 +76,7 @@ def model_at_hand(name: str) -> ModelSource | None:
     if folder.is_dir():
         if not (folder / "config.json").is_file():
             raise ModelLoadError(f"model folder '{name}' holds no config.json: it is not a Hugging Face model folder")
-        return ModelSource(name, folder.resolve(), fingerprint(folder))
+        return ModelSource(name, folder.resolve(), fingerprint(folder), local=True)
     cached = cached_snapshot(name)  # never a path: a Hub id has no leading dot or slash, at most one slash
     return None if cached is None else ModelSource(name, cached, cached.name)
 

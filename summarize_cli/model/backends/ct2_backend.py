@@ -160,7 +160,10 @@ def cache_root() -> Path:
 
 
 def converted_dir(source: ModelSource, compute_type: str) -> Path:
-    slug = re.sub(r"[^A-Za-z0-9._-]+", "--", source.name.strip("/"))[-80:]
+    """The conversion's folder in the cache: named by the Hub id, or by a local folder's own path, so that
+    `-m model`, `-m ./model` and `-m /abs/model` share one conversion."""
+    label = str(source.path) if source.local else source.name
+    slug = re.sub(r"[^A-Za-z0-9._-]+", "--", label.strip("/"))[-80:]
     return cache_root() / f"{slug}-{source.revision[:16]}-{compute_type}"
 
 
