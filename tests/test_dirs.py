@@ -30,6 +30,11 @@ def test_the_folders_are_where_platformdirs_puts_them(settings, tmp_path, monkey
     assert cache_dir() == Path(user_cache_dir("summarize-cli"))
     assert config_path() == Path(user_config_dir("summarize-cli")) / "config.toml"
     assert str(cache_dir()).startswith(str(tmp_path))
+    for blank in ("", "   "):  # as if unset, never a folder named by spaces
+        monkeypatch.setenv("SUMMARIZE_CACHE_DIR", blank)
+        monkeypatch.setenv("SUMMARIZE_CONFIG", blank)
+        assert cache_dir() == Path(user_cache_dir("summarize-cli"))
+        assert config_path() == Path(user_config_dir("summarize-cli")) / "config.toml"
     monkeypatch.setenv("SUMMARIZE_CACHE_DIR", str(tmp_path / "mine"))
     assert cache_dir() == tmp_path / "mine"
 

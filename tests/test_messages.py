@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 
 import pytest
-from conftest import SAMPLES, run
+from conftest import GENERATE, SAMPLES, run
 
 from summarize_cli.inputs.formats import DEFAULT_INCLUDE
 
@@ -97,3 +97,25 @@ def test_an_unexpected_os_error_is_one_line_and_with_summarize_debug_its_traceba
     with pytest.raises(FileNotFoundError):
         app.run()
     assert capsys.readouterr().err == ""
+
+
+def test_verbose_says_the_loading_steps_as_lines_without_a_display(tiny_model, tmp_path, monkeypatch):
+    """A first run's conversion takes seconds: with stderr not a terminal (no spinner), -v says each step
+    once, as a line, before the run's own lines; without -v, nothing."""
+    monkeypatch.setenv("SUMMARIZE_CACHE_DIR", str(tmp_path / "cache"))
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "a.txt").write_text(ARTICLE * 3, encoding="utf-8")
+    model = str(tiny_model)
+    loud = run(["-m", model, "--backend", "ctranslate2", "-v", *GENERATE, "--no-cache", "a.txt"])
+    assert loud.exit_code == 0, loud.stderr
+    assert loud.stderr.splitlines()[:3] == [
+        f"Loading {model} ...",
+        f"Converting {model} for CTranslate2 (int8), once ...",
+        f"Loading {model} ...",
+    ]
+    again = run(["-m", model, "--backend", "ctranslate2", "-v", *GENERATE, "--no-cache", "a.txt"])
+    assert again.exit_code == 0, again.stderr
+    assert again.stderr.splitlines()[0] == f"Loading {model} ..."
+    assert "Converting" not in again.stderr
+    quiet = run(["-m", model, "--backend", "ctranslate2", *GENERATE, "--no-cache", "a.txt"])
+    assert quiet.exit_code == 0 and "Loading" not in quiet.stderr

@@ -330,9 +330,13 @@ class OutOfTheWay:
             self._cancel()
 
 
-def status(message: str, show: bool):
-    """A spinner with a message on stderr (what is being loaded), or a stand-in that shows nothing."""
-    return stderr.status(message, spinner="dots") if show else NoStatus()
+def status(message: str, show: bool, verbose: bool = False):
+    """A spinner with a message on stderr (what is being loaded); without a display, with -v, each step as a
+    line (a first run's conversion takes many seconds, and a log should say what they went on); else a
+    stand-in that shows nothing."""
+    if show:
+        return stderr.status(message, spinner="dots")
+    return StatusLines(message) if verbose else NoStatus()
 
 
 class NoStatus:
@@ -346,6 +350,19 @@ class NoStatus:
 
     def __exit__(self, *exc):
         return False
+
+
+class StatusLines(NoStatus):
+    """Says each step a spinner would show, once, as a line on stderr."""
+
+    def __init__(self, message: str):
+        self._last = message
+        say([message])
+
+    def update(self, message: str = "", **kwargs) -> None:
+        if message and message != self._last:
+            self._last = message
+            say([message])
 
 
 class DefaultGroup(TyperGroup):

@@ -18,7 +18,7 @@ ENV = "SUMMARIZE_CONFIG"
 
 def config_path() -> Path:
     """$SUMMARIZE_CONFIG, else config.toml in the user config folder (~/.config/summarize-cli on Linux)."""
-    if os.environ.get(ENV):
+    if os.environ.get(ENV, "").strip():  # blank: unset, as a blank XDG variable is
         return Path(os.environ[ENV]).expanduser()
     if sys.platform.startswith("linux"):  # what platformdirs says there, without importing it for every run
         base = os.environ.get("XDG_CONFIG_HOME", "").strip() or os.path.expanduser("~/.config")

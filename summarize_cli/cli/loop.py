@@ -80,7 +80,7 @@ def on_ray_data(items: list, output: OutputSpec) -> bool:
     return not output.combine and not any(isinstance(i, InputFile) and i.is_stdin for i in items)
 
 
-def start_runner(run: RunSpec, ray: RaySpec | None, show: bool, planned: tuple | None = None):
+def start_runner(run: RunSpec, ray: RaySpec | None, show: bool, planned: tuple | None = None, verbose: bool = False):
     """A ready local run, or a started Ray runner: both summarize inputs and say the same things.
     `planned` (inputs, output): the Ray run reads and writes on its workers, with Ray Data."""
     if ray is not None:
@@ -94,7 +94,7 @@ def start_runner(run: RunSpec, ray: RaySpec | None, show: bool, planned: tuple |
             runner = RayRunner(run, ray)
         runner.divert_native_stderr()  # before any display: Ray's own notices go to its log from here on
         try:
-            with status("Starting Ray ...", show) as spinner:
+            with status("Starting Ray ...", show, verbose) as spinner:
                 runner.start(on_status=spinner.update)
         except BaseException:
             runner.close()
@@ -103,7 +103,7 @@ def start_runner(run: RunSpec, ray: RaySpec | None, show: bool, planned: tuple |
     from summarize_cli.run.build import build_run
 
     what = "the extractive method" if run.model.method == "extractive" else run.model.model
-    with status(f"Loading {what} ...", show) as spinner:
+    with status(f"Loading {what} ...", show, verbose) as spinner:
         return worker.call(lambda: build_run(run, on_status=spinner.update))
 
 
@@ -136,7 +136,7 @@ def summarize_all(
     ray_data = ray is not None and readable and not output.extract and on_ray_data(items, output)
     planned = (inputs, output) if ray_data else None
     try:
-        runner = start_runner(run, ray, show, planned) if readable and not output.extract else None
+        runner = start_runner(run, ray, show, planned, verbose) if readable and not output.extract else None
         _KEPT[:] = [runner]  # the last run's only: in-process callers (tests) run many
     except (KeyboardInterrupt, Terminated) as exc:  # during the model load: nothing done, all left
         lines, code = report.stopped(signal_exit(exc))
