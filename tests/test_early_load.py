@@ -41,13 +41,17 @@ def test_the_scan_knows_every_option_of_summarize_and_whether_it_takes_a_value()
 
 @pytest.fixture
 def place(tmp_path, monkeypatch):
-    """A folder with one article, two more in a subfolder, a JSONL file and a file list; no config file."""
+    """One article, two more in a subfolder, one in another (beside a hidden file), a JSONL file and a file
+    list; no config file."""
     monkeypatch.chdir(tmp_path)
     monkeypatch.setenv("SUMMARIZE_CONFIG", str(tmp_path / "no-config.toml"))
     Path("a.txt").write_text("One article.")
     Path("docs").mkdir()
     Path("docs/b.txt").write_text("B.")
     Path("docs/c.txt").write_text("C.")
+    Path("solo").mkdir()
+    Path("solo/d.txt").write_text("D.")
+    Path("solo/.hidden").write_text("skipped by the walk")
     Path("rows.jsonl").write_text('{"text": "x"}\n')
     Path("list.txt").write_text("a.txt\n")
     return tmp_path
@@ -67,6 +71,7 @@ def place(tmp_path, monkeypatch):
         ),
         (["--num-beams", "a.txt", "docs"], False, {"one_document": False}),  # a.txt is the beams' value
         (["docs"], False, {"one_document": False}),
+        (["solo"], False, None),  # one entry the walk reads: the run decides (a one-off) and loads once
         (["a.txt", "docs/b.txt"], False, {"one_document": False}),
         (["rows.jsonl"], False, {"one_document": False}),
         (["--files-from", "list.txt"], False, {"one_document": False}),
@@ -176,15 +181,40 @@ def test_a_run_takes_the_load_started_before_typer_was_imported(tiny_model, conv
 
 
 def test_a_wrong_guess_is_dropped_and_the_run_loads_its_own(tiny_model, converted, tmp_path):
-    """A folder holding one article is one input, where the scan guessed many: the run loads for one."""
+    """A folder of an article and a file the walk does not read is one input, where the scan (which reads
+    only the folder's first two names) guessed many: the run loads for one."""
     folder = tmp_path / "one"
     folder.mkdir()
     (folder / "a.txt").write_text(Path(ARTICLE).read_text(encoding="utf-8"), encoding="utf-8")
+    (folder / "photo.jpg").write_bytes(b"\xff\xd8\xff")
     cache = converted
     made, records = probe(["-m", str(tiny_model), str(folder)], cache)
     assert made == [{"typer imported": False, "one document": False}, {"typer imported": True, "one document": True}]
     _, alone = probe(["-m", str(tiny_model), str(folder / "a.txt")], cache)
     assert [r["summary"] for r in records.values()] == [r["summary"] for r in alone.values()]
+
+
+@pytest.mark.parametrize("hidden", [False, True], ids=["alone", "beside-a-hidden-file"])
+def test_a_folder_of_one_article_loads_once(tiny_model, converted, tmp_path, hidden):
+    """One entry (hidden ones aside, as the walk skips them): no early guess, the run's own one load."""
+    folder = tmp_path / "one"
+    folder.mkdir()
+    (folder / "a.txt").write_text(Path(ARTICLE).read_text(encoding="utf-8"), encoding="utf-8")
+    if hidden:
+        (folder / ".DS_Store").write_bytes(b"\0")
+    made, records = probe(["-m", str(tiny_model), str(folder)], converted)
+    assert made == [{"typer imported": True, "one document": True}]
+    assert list(records) == [str(folder / "a.txt")]
+
+
+def test_a_folder_of_two_articles_is_guessed_many_and_loads_once(tiny_model, converted, tmp_path):
+    folder = tmp_path / "two"
+    folder.mkdir()
+    for name in ("a.txt", "b.txt"):
+        (folder / name).write_text(Path(ARTICLE).read_text(encoding="utf-8"), encoding="utf-8")
+    made, records = probe(["-m", str(tiny_model), str(folder)], converted)
+    assert made == [{"typer imported": False, "one document": False}]
+    assert sorted(records) == [str(folder / "a.txt"), str(folder / "b.txt")]
 
 
 def test_no_early_load_before_the_model_is_converted(tiny_model, tmp_path):

@@ -122,7 +122,26 @@ def _one_input(inputs: list[str], said: dict, stdin_is_terminal: bool) -> bool |
         return True
     if not os.path.exists(only):
         return None  # a problem, not a document: the run loads nothing
+    if os.path.isdir(only):
+        return False if _two_entries(only) else None
     return os.path.isfile(only) and not only.lower().endswith(_DATASETS)
+
+
+def _two_entries(folder: str) -> bool:
+    """Whether the folder holds at least two entries the run's walk would look at (it skips hidden ones):
+    a folder of one file is a one-off, whose layout differs, and guessing "many" for it loaded the model
+    twice. With one entry or none, the run decides and loads once; the scan reads at most two names."""
+    seen = 0
+    try:
+        with os.scandir(folder) as entries:
+            for entry in entries:
+                if not entry.name.startswith("."):
+                    seen += 1
+                    if seen == 2:
+                        return True
+    except OSError:
+        pass
+    return False
 
 
 def _config_sets_what_this_reads() -> bool:
