@@ -7,25 +7,16 @@ exactly that order, so the file only ever fills in what was not said.
 
 from __future__ import annotations
 
-import os
 import sys
 from pathlib import Path
 
+from summarize_cli.dirs import config_file
 from summarize_cli.errors import SettingsError, SummarizeError
-
-ENV = "SUMMARIZE_CONFIG"
 
 
 def config_path() -> Path:
     """$SUMMARIZE_CONFIG, else config.toml in the user config folder (~/.config/summarize-cli on Linux)."""
-    if os.environ.get(ENV, "").strip():  # blank: unset, as a blank XDG variable is
-        return Path(os.environ[ENV]).expanduser()
-    if sys.platform.startswith("linux"):  # what platformdirs says there, without importing it for every run
-        base = os.environ.get("XDG_CONFIG_HOME", "").strip() or os.path.expanduser("~/.config")
-        return Path(base) / "summarize-cli" / "config.toml"
-    from platformdirs import user_config_dir
-
-    return Path(user_config_dir("summarize-cli")) / "config.toml"
+    return config_file()
 
 
 def read_config(path: Path) -> dict:
