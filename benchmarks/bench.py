@@ -383,6 +383,10 @@ def _speed_rows(args, model: Path, article: Path, corpus: Path, env: dict) -> li
     bare_env = _openmp_env(env, spins=True)  # the short spin our process sets itself
     spinning: dict[str, list[float]] = {"truncate": [], "map-reduce": []}
     first_call: dict[str, list[float]] = {"batch": [], "truncate": []}
+    from summarize_cli.model.backends import widest_kernels
+
+    wide = widest_kernels() == "AVX512"  # ours runs CTranslate2's kernels in AVX-512: the floor does too
+    as_it_comes: dict[str, list[float]] = {"batch": [], "truncate": [], "map-reduce": []}  # its own AVX2
     for _ in range(max(args.repeat, 5)):
         ours["batch"].append(run_timed(batch, corpus, env))
         ours["truncate"].append(run_timed([*one_off, "--long", "truncate"], None, env))
@@ -397,6 +401,10 @@ def _speed_rows(args, model: Path, article: Path, corpus: Path, env: dict) -> li
         seconds = _engine_floor(cache, model, article, corpus, layout="spinning")
         for name in spinning:
             spinning[name].append(seconds[name])
+        if wide:
+            seconds = _engine_floor(cache, model, article, corpus, isa="AVX2")
+            for name in as_it_comes:
+                as_it_comes[name].append(seconds[name])
         print(
             {k: round(v[-1][0], 2) for k, v in ours.items()},
             {k: round(v[-1][0], 2) for k, v in bare.items()},
@@ -426,6 +434,12 @@ def _speed_rows(args, model: Path, article: Path, corpus: Path, env: dict) -> li
         if name in spinning:
             label = f"translate_batch alone ({name}, the same, spinning as long as libgomp's default)"
             rows.append((workload, label, f"{statistics.median(spinning[name]):.2f} s", "", "", ""))
+        if wide:  # the engine as it comes, without the kernels our process picks: where ours stands to it
+            label = f"translate_batch alone ({name}, the same, CTranslate2's own AVX2 kernels)"
+            other = statistics.median(as_it_comes[name])
+            wall = statistics.median(r[0] for r in ours[name])
+            against = f"ours at {other / wall:.0%} of its speed" if name == "batch" else f"ours {wall - other:+.2f} s"
+            rows.append((workload, label, f"{other:.2f} s", "", against, ""))
     entry = str(Path(sys.executable).with_name("summarize"))
     bare_typer = args.work / "bare_typer.py"
     bare_typer.write_text(_bare_typer_app(_option_count()), encoding="utf-8")
@@ -467,8 +481,9 @@ def _against_floor(workload: str, label: str, measured: list, base: float, as_ra
 
 _FLOOR = """
 import json, sys, threading, time
-from summarize_cli.model.backends import keep_freed_memory
+from summarize_cli.model.backends import keep_freed_memory, widest_kernels
 keep_freed_memory()  # the allocator as our process sets it: a floor our runs could not beat by tuning it
+widest_kernels()  # and CTranslate2's kernels as ours picks them (AVX-512 where the CPU has it)
 import ctranslate2
 from summarize_cli.model.tokenizer import TextTokenizer
 from pathlib import Path
@@ -540,8 +555,9 @@ print(json.dumps(found))
 
 _BARE = """
 import json, sys, threading
-from summarize_cli.model.backends import keep_freed_memory
+from summarize_cli.model.backends import keep_freed_memory, widest_kernels
 keep_freed_memory()  # the allocator as our process sets it
+widest_kernels()  # and CTranslate2's kernels
 import ctranslate2
 from tokenizers import Tokenizer
 folder, model, source_file, cores, tokens, mode = sys.argv[1:7]
@@ -593,19 +609,23 @@ def _bare_process(cache: Path | str, model: Path, source: Path, mode: str) -> li
 
 
 def _engine_floor(
-    cache: Path | str, model: Path, article: Path, corpus: Path, layout: str = "ours"
+    cache: Path | str, model: Path, article: Path, corpus: Path, layout: str = "ours", isa: str | None = None
 ) -> dict[str, float]:
     """CTranslate2's translate_batch alone, in a process that has already loaded everything: what no
     change above the engine can beat on this machine (4 beams, the model's own settings). `layout` "ours"
     is our process's on an idle machine (one-offs on one replica of every core whose threads spin briefly,
-    the batch on a replica of one thread per core); "spinning" runs the one-offs with libgomp's own spin."""
+    the batch on a replica of one thread per core); "spinning" runs the one-offs with libgomp's own spin.
+    `isa`: CTranslate2's kernels as told (CT2_FORCE_CPU_ISA), where not as our process picks them."""
     folder, cores = _converted(cache, model)
+    env = _openmp_env(os.environ, spins=layout == "ours")
+    if isa is not None:
+        env["CT2_FORCE_CPU_ISA"] = isa
     out = subprocess.run(
         [sys.executable, "-c", _FLOOR, folder, str(model), str(article), str(corpus), cores, str(OUT_TOKENS), layout],
         check=True,
         capture_output=True,
         text=True,
-        env=_openmp_env(os.environ, spins=layout == "ours"),
+        env=env,
     )
     return json.loads(out.stdout)
 

@@ -5,9 +5,11 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import re
 import resource
 import subprocess
 import sys
+import types
 from pathlib import Path
 
 import pytest
@@ -759,3 +761,77 @@ def test_a_cache_entry_that_does_not_answer_goes_to_huggingface_hub(broken, tiny
     }
     offline = "model 'someone/tiny-t5' is not in the Hugging Face cache and offline mode is on: download it"
     assert str(failure.value) == expected[broken] if broken in expected else str(failure.value).startswith(offline)
+
+
+_CPUINFO = "processor\t: 0\nvendor_id\t: GenuineIntel\nflags\t\t: fpu sse sse2 avx avx2 {}\nbugs\t\t:\n\n"
+_ALL_AVX512 = "avx512f avx512dq avx512cd avx512bw avx512vl avx512_vnni"
+
+
+@pytest.mark.parametrize(
+    ("flags", "user", "machine", "chosen", "left"),
+    [
+        (_ALL_AVX512, None, "x86_64", "AVX512", "AVX512"),
+        ("avx512f avx512dq avx512cd avx512vl", None, "x86_64", None, None),  # no avx512bw: CTranslate2 refuses
+        ("", None, "x86_64", None, None),  # AVX2 only: CTranslate2's own choice
+        (_ALL_AVX512, "AVX2", "x86_64", None, "AVX2"),  # the user's value wins
+        (_ALL_AVX512, "GENERIC", "x86_64", None, "GENERIC"),
+        (_ALL_AVX512, " ", "x86_64", "AVX512", "AVX512"),  # blank: CTranslate2 would reject " " as an ISA
+        ("", " ", "x86_64", None, None),  # ... so it is removed, even where ours is not set
+        (_ALL_AVX512, None, "aarch64", None, None),  # another architecture: nothing to force
+    ],
+)
+def test_ctranslate2_runs_its_own_kernels_in_avx512_where_the_cpu_has_it(
+    monkeypatch, tmp_path, flags, user, machine, chosen, left
+):
+    from summarize_cli.model import backends
+
+    cpuinfo = tmp_path / "cpuinfo"
+    cpuinfo.write_text(_CPUINFO.format(flags) * 2, encoding="ascii")
+    monkeypatch.setattr(backends, "_isa", None)
+    monkeypatch.delenv("CT2_FORCE_CPU_ISA", raising=False)
+    if user is not None:
+        monkeypatch.setenv("CT2_FORCE_CPU_ISA", user)
+    monkeypatch.setattr(backends.os, "uname", lambda: types.SimpleNamespace(machine=machine))
+    assert backends.widest_kernels(cpuinfo) == chosen
+    assert os.environ.get("CT2_FORCE_CPU_ISA") == left
+    assert backends.widest_kernels(cpuinfo) == chosen  # decided once
+
+
+def test_no_cpuinfo_leaves_ctranslate2_its_own_choice(monkeypatch, tmp_path):
+    from summarize_cli.model import backends
+
+    monkeypatch.setattr(backends, "_isa", None)
+    monkeypatch.delenv("CT2_FORCE_CPU_ISA", raising=False)
+    assert backends.widest_kernels(tmp_path / "missing") is None
+    assert "CT2_FORCE_CPU_ISA" not in os.environ
+
+
+def _has_avx512() -> bool:
+    from summarize_cli.model.backends import _AVX512_FLAGS
+
+    try:
+        with open("/proc/cpuinfo", encoding="ascii", errors="replace") as f:
+            flags = next((line.split(":", 1)[1].split() for line in f if line.startswith("flags")), [])
+    except OSError:
+        return False
+    return os.uname().machine == "x86_64" and _AVX512_FLAGS.issubset(flags)
+
+
+@pytest.mark.parametrize("user", [None, "AVX2", "", " "])
+def test_the_engine_selects_the_kernels_we_chose(tiny_model, user):
+    """What CTranslate2 itself says it selected, when the real backend loads a model in a fresh process:
+    AVX-512 on a CPU with it (AVX2 on one without), the user's own choice over ours; a blank value, which
+    CTranslate2 would reject as an ISA (" "), counts as unset."""
+    env = {k: v for k, v in os.environ.items() if k != "CT2_FORCE_CPU_ISA"} | {"CT2_VERBOSE": "1"}
+    if user is not None:
+        env["CT2_FORCE_CPU_ISA"] = user
+    code = (
+        "from summarize_cli.model.engine import load_engine\n"
+        "from summarize_cli.model.settings import GenerationSettings\n"
+        f"engine = load_engine({str(tiny_model)!r}, backend='ctranslate2', device='cpu')\n"
+        "print(len(engine.backend.generate([[5, 6, 7, 1]], GenerationSettings(num_beams=1, min_length=1, max_length=4))))\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, env=env)
+    assert (done.returncode, done.stdout) == (0, "1\n"), done.stderr
+    selected = re.findall(r"Selected ISA: (\w+)", done.stderr)
+    assert selected == ["AVX2" if user == "AVX2" or not _has_avx512() else "AVX512"], done.stderr

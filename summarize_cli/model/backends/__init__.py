@@ -170,3 +170,37 @@ def keep_freed_memory() -> bool:
 
 
 _kept: bool | None = None
+
+
+# What CTranslate2 checks before it runs its own kernels (softmax, layer norm, activations, quantizing
+# the inputs of each int8 matrix product) in AVX-512 (cpu_info.cc, cpu_supports_avx512)
+_AVX512_FLAGS = frozenset({"avx512f", "avx512cd", "avx512vl", "avx512dq", "avx512bw"})
+
+
+def widest_kernels(cpuinfo: str | os.PathLike[str] = "/proc/cpuinfo") -> str | None:
+    """Let CTranslate2 run its own kernels in AVX-512 where the CPU has it, as it does only when told
+    (CT2_FORCE_CPU_ISA; it picks AVX2 otherwise, and calls AVX-512 experimental). Its matrix products are
+    the math library's, which picks its own instructions; the rest are CTranslate2's. On a Xeon with
+    AVX-512 the 16-document batch took 2.07 against 2.20 s at the engine alone. Set in the environment
+    before ctranslate2 reads it (once, at its first use), on Linux x86-64 only, and never over the user's
+    own value (a blank one counts as unset: CTranslate2 ignores it). The ISA set, or None."""
+    global _isa
+    if _isa is not None:
+        return _isa or None
+    _isa = ""
+    if os.environ.get("CT2_FORCE_CPU_ISA", "").strip():
+        return None
+    os.environ.pop("CT2_FORCE_CPU_ISA", None)
+    if not hasattr(os, "uname") or os.uname().machine != "x86_64":
+        return None
+    try:
+        with open(cpuinfo, encoding="ascii", errors="replace") as f:
+            flags = next((line.partition(":")[2].split() for line in f if line.startswith("flags")), [])
+    except OSError:
+        return None
+    if _AVX512_FLAGS.issubset(flags):
+        os.environ["CT2_FORCE_CPU_ISA"] = _isa = "AVX512"
+    return _isa or None
+
+
+_isa: str | None = None

@@ -11,7 +11,13 @@ from collections.abc import Callable
 from pathlib import Path
 
 from summarize_cli.errors import ModelLoadError, SettingsError
-from summarize_cli.model.backends import free_cores, keep_freed_memory, physical_cores, strip_special
+from summarize_cli.model.backends import (
+    free_cores,
+    keep_freed_memory,
+    physical_cores,
+    strip_special,
+    widest_kernels,
+)
 from summarize_cli.model.settings import GenerationSettings
 from summarize_cli.model.source import T5_FAMILY, ModelSource
 
@@ -66,6 +72,7 @@ for _name in ("OMP_WAIT_POLICY", "GOMP_SPINCOUNT"):
 if "OMP_WAIT_POLICY" not in os.environ and "GOMP_SPINCOUNT" not in os.environ:  # libgomp: 300,000 spins
     os.environ["GOMP_SPINCOUNT"] = SHORT_SPIN
 ONE_OFF_CORES = one_off_cores(os.environ.get("OMP_WAIT_POLICY", ""), os.environ.get("GOMP_SPINCOUNT", ""))
+widest_kernels()  # before ctranslate2 reads CT2_FORCE_CPU_ISA
 
 # model_type values whose encoder-decoder CTranslate2's Transformers converter handles
 SUPPORTED_MODEL_TYPES = {"t5", "mt5", "umt5", "bart", "mbart", "pegasus", "marian", "m2m_100"}
