@@ -75,11 +75,14 @@ class ReadyRun:
 
 
 def _layout(backend) -> str:
-    """How a CPU backend spreads over the cores, for -v: CTranslate2's replicas and their threads."""
+    """How a CPU backend spreads over the cores, for -v: CTranslate2's replicas and their threads, and the
+    kernels it was told to run (AVX512 where the CPU has it)."""
     replicas, threads = getattr(backend, "replicas", None), getattr(backend, "replica_threads", None)
     if not replicas or not threads:
         return ""
-    return f", {replicas} replica{'s' if replicas > 1 else ''} of {threads} thread{'s' if threads > 1 else ''}"
+    kernels = getattr(backend, "kernels", None)
+    layout = f", {replicas} replica{'s' if replicas > 1 else ''} of {threads} thread{'s' if threads > 1 else ''}"
+    return layout + (f", {kernels} kernels" if kernels else "")
 
 
 def _as_fallback(results: Iterable[Result | Problem]) -> Iterator[Result | Problem]:

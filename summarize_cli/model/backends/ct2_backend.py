@@ -369,6 +369,8 @@ class CTranslate2Backend:
             translator.replicas,
             translator.replica_threads,
         )
+        # the kernels CTranslate2 was told to run (CT2_FORCE_CPU_ISA, ours or the user's); unsaid, its own pick
+        self.kernels = os.environ.get("CT2_FORCE_CPU_ISA", "").strip() or None if self.device == "cpu" else None
         self.notes: list[str] = []
         self._id_to_token = id_to_token
         self._token_to_id = token_to_id
