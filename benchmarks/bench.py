@@ -21,7 +21,10 @@ many minutes).
 repetition runs our process, then the engine floor (translate_batch alone, everything loaded), so a shared
 machine's load falls on both alike; medians of --repeat (at least 5) runs, with CPU time beside wall time.
 Beside each floor, the same layout's first call after its load (the call the floor's process warms with):
-what the engine alone costs a whole process, which makes one first call, before any of ours.
+what the engine alone costs a whole process, which makes one first call, before any of ours. Beside
+ours, a bare process (the least that summarises: imports, both loads, encode, queue, print) and the
+engine alone as a process (import ctranslate2, load, the floor's one call on input encoded beforehand,
+exit without teardown): what no process that summarises can beat.
 """
 
 from __future__ import annotations
@@ -341,16 +344,21 @@ def _flat_throughput(args, batch: list[str], env: dict) -> tuple:
         for i in range(args.flat):
             record = json.loads(lines[i % len(lines)])
             out.write(json.dumps({"id": f"d{i}", "text": f"Edition {i}. {record['text']}"}) + "\n")
-    stamps = []
+    stamps, seconds = [], []
     with open(feed, "rb") as source:
         started = time.perf_counter()
         proc = subprocess.Popen([*batch, "--num-beams", "1"], stdin=source, stdout=subprocess.PIPE, env=env)
-        for _ in proc.stdout:
+        for line in proc.stdout:
             stamps.append(time.perf_counter() - started)
+            seconds.append(json.loads(line)["seconds"])
         proc.wait()
+    # each record's seconds is its share of the wall time its batch added (from the batch before it done),
+    # so a block's sum is the time the block took. Its output comes in bursts of up to a window (32 at
+    # once, seconds apart), and rates between output stamps inside bursts ran 0.78 to 1.3 times the true
+    # one: blocks of 100 measured by their stamps alternated 6.5 and 8.8 a second on the same work.
     overall = len(stamps) / stamps[-1]
-    tail = _tail_rate(stamps, 100)
-    blocks = [100 / (stamps[i + 99] - (stamps[i - 1] if i else 0.0)) for i in range(0, len(stamps) - 99, 100)]
+    tail = 100 / sum(seconds[-100:])
+    blocks = [100 / sum(seconds[i : i + 100]) for i in range(0, len(seconds) - 99, 100)]
     print("flat blocks of 100 (docs/s):", ", ".join(f"{b:.2f}" for b in blocks), file=sys.stderr)
     spread = f"blocks of 100 {min(blocks):.2f} to {max(blocks):.2f}" if blocks else "no full block"
     return (
@@ -380,6 +388,11 @@ def _speed_rows(args, model: Path, article: Path, corpus: Path, env: dict) -> li
         "truncate": _bare_process(cache, model, article, "truncate"),
     }
     bare: dict[str, list[tuple[float, float, float]]] = {name: [] for name in bare_commands}
+    alone_commands = {
+        "batch": _engine_process(cache, model, corpus, "batch", args.work),
+        "truncate": _engine_process(cache, model, article, "truncate", args.work),
+    }
+    alone: dict[str, list[tuple[float, float, float]]] = {name: [] for name in alone_commands}
     bare_env = _openmp_env(env, spins=True)  # the short spin our process sets itself
     spinning: dict[str, list[float]] = {"truncate": [], "map-reduce": []}
     first_call: dict[str, list[float]] = {"batch": [], "truncate": []}
@@ -393,6 +406,8 @@ def _speed_rows(args, model: Path, article: Path, corpus: Path, env: dict) -> li
         ours["map-reduce"].append(run_timed(one_off, None, env))
         for name, command in bare_commands.items():
             bare[name].append(run_timed(command, None, bare_env))
+        for name, command in alone_commands.items():
+            alone[name].append(run_timed(command, None, bare_env))
         seconds = _engine_floor(cache, model, article, corpus)
         for name in floor:
             floor[name].append(seconds[name])
@@ -424,6 +439,9 @@ def _speed_rows(args, model: Path, article: Path, corpus: Path, env: dict) -> li
         if name in bare:
             label = f"bare process ({name}): imports, both loads, encode, queue, print"
             rows.append(_against_floor(workload, label, bare[name], base, name == "batch"))
+        if name in alone:
+            label = f"the engine alone as a process ({name}): import, load, one call on encoded input, exit"
+            rows.append(_against_floor(workload, label, alone[name], base, name == "batch"))
         layout = "a replica of one thread per core" if name == "batch" else "one replica of every core, as ours"
         rows.append((workload, f"translate_batch alone ({name}, {layout})", f"{base:.2f} s", "", "", ""))
         if name in first_call:
@@ -591,6 +609,58 @@ for result in pending:
 """
 
 
+_ALONE = """
+import ctypes, json, os, sys, threading, types
+folder, encoded, cores, tokens, mode, blocks, kernels = sys.argv[1:8]
+cores, tokens, blocks = int(cores), int(tokens), int(blocks)
+if kernels:  # CTranslate2's kernels as our process picks them (model.backends.widest_kernels)
+    os.environ["CT2_FORCE_CPU_ISA"] = kernels
+libc = ctypes.CDLL(None)  # malloc as our process sets it (model.backends.keep_freed_memory), in C
+for parameter, value in ((-3, blocks), (-1, 4 * blocks), (-2, blocks)):  # mmap, trim threshold, top pad
+    libc.mallopt(parameter, value)
+sys.modules["asyncio"] = types.ModuleType("asyncio")  # ctranslate2 imports it for a method never called
+import ctranslate2
+one = mode == "truncate"
+replicas = 1 if one else cores
+loaded = []
+loading = threading.Thread(target=lambda: loaded.append(ctranslate2.Translator(folder, device="cpu",
+    compute_type="int8", intra_threads=cores // replicas, inter_threads=replicas)))
+loading.start()
+with open(encoded, encoding="utf-8") as f:
+    batch = json.load(f)
+loading.join()
+results = loaded[0].translate_batch(batch, max_batch_size=0 if one else 4, beam_size=4, length_penalty=2.0,
+    no_repeat_ngram_size=3, min_decoding_length=tokens, max_decoding_length=tokens, max_input_length=0)
+sys.stdout.write(f"{sum(len(r.hypotheses[0]) for r in results)}\\n")
+sys.stdout.flush()
+os._exit(0)  # no teardown: the engine's buffers and the interpreter are left to the kernel
+"""
+
+
+def _engine_process(cache: Path | str, model: Path, source: Path, mode: str, work: Path) -> list[str]:
+    """The least any whole process can do for this work, as a command: the floor's call in a process of
+    its own, on input already encoded (as the floor's tokens, written here), with nothing of Python's but
+    importing ctranslate2 and loading the model in a thread, and no teardown. What it costs above the
+    floor is what the engine costs a start; no process that summarises can be faster."""
+    from summarize_cli.model.backends import _KEPT_BLOCKS, widest_kernels
+    from summarize_cli.model.tokenizer import TextTokenizer
+
+    folder, cores = _converted(cache, model)
+    tok = TextTokenizer.from_dir(model)
+    prefix = tok.encode("summarize: ").ids
+    if mode == "truncate":
+        texts = [source.read_text(encoding="utf-8")]
+    else:
+        texts = [json.loads(line)["text"] for line in source.read_text(encoding="utf-8").splitlines()]
+    batch = [
+        [tok.id_to_token(i) for i in tok.wrap(prefix, tok.encode(text).ids[: 512 - 1 - len(prefix)])] for text in texts
+    ]
+    encoded = work / f"encoded-{mode}.json"
+    encoded.write_text(json.dumps(batch), encoding="utf-8")
+    settings = [cores, str(OUT_TOKENS), mode, str(_KEPT_BLOCKS), widest_kernels() or ""]
+    return [sys.executable, "-c", _ALONE, folder, str(encoded), *settings]
+
+
 def _converted(cache: Path | str, model: Path) -> tuple[str, str]:
     """The folder of this model's int8 conversion in `cache` (beside any other), and the core count."""
     from summarize_cli.model.backends import ct2_backend, physical_cores
@@ -639,21 +709,6 @@ def _openmp_env(base: dict | os._Environ, spins: bool) -> dict[str, str]:
     if spins:
         env["GOMP_SPINCOUNT"] = SHORT_SPIN
     return env
-
-
-def _tail_rate(stamps: list[float], last: int) -> float:
-    """Documents per second over the last `last` documents. Results come out a window at a time, and a
-    window's work starts while the one before it finishes, so the interval starts where the output paused
-    before the burst holding the `last`-th document from the end, and counts every document after it."""
-    if len(stamps) <= last:
-        return float("nan")
-    burst = 0.01  # seconds: documents printed closer together than this came out together
-    first = len(stamps) - last
-    while first > 0 and stamps[first] - stamps[first - 1] < burst:
-        first -= 1
-    if first == 0:
-        return float("nan")
-    return (len(stamps) - first) / (stamps[-1] - stamps[first - 1])
 
 
 def _has(module: str) -> bool:
