@@ -350,7 +350,7 @@ def _flat_throughput(args, batch: list[str], env: dict) -> tuple:
         proc = subprocess.Popen([*batch, "--num-beams", "1"], stdin=source, stdout=subprocess.PIPE, env=env)
         for line in proc.stdout:
             stamps.append(time.perf_counter() - started)
-            seconds.append(json.loads(line)["seconds"])
+            seconds.append(json.loads(line).get("seconds", 0.0))  # a problem record has none
         proc.wait()
     # each record's seconds is its share of the wall time its batch added (from the batch before it done),
     # so a block's sum is the time the block took. Its output comes in bursts of up to a window (32 at
