@@ -611,12 +611,12 @@ for result in pending:
 
 _ALONE = """
 import ctypes, json, os, sys, threading, types
-folder, encoded, cores, tokens, mode, blocks, kernels = sys.argv[1:8]
-cores, tokens, blocks = int(cores), int(tokens), int(blocks)
+folder, encoded, cores, tokens, mode, malloc, kernels = sys.argv[1:8]
+cores, tokens = int(cores), int(tokens)
 if kernels:  # CTranslate2's kernels as our process picks them (model.backends.widest_kernels)
     os.environ["CT2_FORCE_CPU_ISA"] = kernels
 libc = ctypes.CDLL(None)  # malloc as our process sets it (model.backends.keep_freed_memory), in C
-for parameter, value in ((-3, blocks), (-1, 4 * blocks), (-2, blocks)):  # mmap, trim threshold, top pad
+for parameter, value in json.loads(malloc):  # model.backends._KEPT_SETTINGS
     libc.mallopt(parameter, value)
 sys.modules["asyncio"] = types.ModuleType("asyncio")  # ctranslate2 imports it for a method never called
 import ctranslate2
@@ -642,7 +642,7 @@ def _engine_process(cache: Path | str, model: Path, source: Path, mode: str, wor
     its own, on input already encoded (as the floor's tokens, written here), with nothing of Python's but
     importing ctranslate2 and loading the model in a thread, and no teardown. What it costs above the
     floor is what the engine costs a start; no process that summarises can be faster."""
-    from summarize_cli.model.backends import _KEPT_BLOCKS, widest_kernels
+    from summarize_cli.model.backends import _KEPT_SETTINGS, widest_kernels
     from summarize_cli.model.tokenizer import TextTokenizer
 
     folder, cores = _converted(cache, model)
@@ -657,7 +657,7 @@ def _engine_process(cache: Path | str, model: Path, source: Path, mode: str, wor
     ]
     encoded = work / f"encoded-{mode}.json"
     encoded.write_text(json.dumps(batch), encoding="utf-8")
-    settings = [cores, str(OUT_TOKENS), mode, str(_KEPT_BLOCKS), widest_kernels() or ""]
+    settings = [cores, str(OUT_TOKENS), mode, json.dumps(list(_KEPT_SETTINGS.items())), widest_kernels() or ""]
     return [sys.executable, "-c", _ALONE, folder, str(encoded), *settings]
 
 

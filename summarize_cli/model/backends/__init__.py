@@ -132,6 +132,9 @@ def _linux_cores() -> int | None:
 # glibc's mallopt parameters (malloc.h)
 _M_TRIM_THRESHOLD, _M_TOP_PAD, _M_MMAP_THRESHOLD = -1, -2, -3
 _KEPT_BLOCKS = 64 * 1024 * 1024  # bytes: a batch's largest buffers (encoder attention) are well under this
+# what keep_freed_memory asks of mallopt: the mmap threshold above the largest buffer, trimming well above it
+# (in effect off), each heap keeping that much spare
+_KEPT_SETTINGS = {_M_MMAP_THRESHOLD: _KEPT_BLOCKS, _M_TRIM_THRESHOLD: 4 * _KEPT_BLOCKS, _M_TOP_PAD: _KEPT_BLOCKS}
 _USER_MALLOC_SETTINGS = ("MALLOC_MMAP_THRESHOLD_", "MALLOC_TRIM_THRESHOLD_", "MALLOC_TOP_PAD_", "MALLOC_ARENA_MAX")
 
 
@@ -162,8 +165,7 @@ def keep_freed_memory() -> bool:
         import ctypes
 
         libc = ctypes.CDLL(None)
-        wanted = {_M_MMAP_THRESHOLD: _KEPT_BLOCKS, _M_TRIM_THRESHOLD: 4 * _KEPT_BLOCKS, _M_TOP_PAD: _KEPT_BLOCKS}
-        _kept = all([libc.mallopt(parameter, value) == 1 for parameter, value in wanted.items()])
+        _kept = all([libc.mallopt(parameter, value) == 1 for parameter, value in _KEPT_SETTINGS.items()])
     except (AttributeError, OSError, ValueError):  # not glibc (musl, macOS, Windows): its own allocator's way
         return False
     return _kept
