@@ -357,7 +357,7 @@ def _flat_throughput(args, batch: list[str], env: dict) -> tuple:
     # once, seconds apart), and rates between output stamps inside bursts ran 0.78 to 1.3 times the true
     # one: blocks of 100 measured by their stamps alternated 6.5 and 8.8 a second on the same work.
     overall = len(stamps) / stamps[-1]
-    tail = 100 / sum(seconds[-100:])
+    tail = 100 / sum(seconds[-100:]) if len(seconds) > 100 else float("nan")  # as before: no tail of a short run
     blocks = [100 / sum(seconds[i : i + 100]) for i in range(0, len(seconds) - 99, 100)]
     print("flat blocks of 100 (docs/s):", ", ".join(f"{b:.2f}" for b in blocks), file=sys.stderr)
     spread = f"blocks of 100 {min(blocks):.2f} to {max(blocks):.2f}" if blocks else "no full block"
